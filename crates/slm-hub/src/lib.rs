@@ -1,0 +1,1 @@
+//! slm-hub (under construction).

@@ -1,0 +1,1 @@
+//! slm-kernels (under construction).

@@ -1,0 +1,1 @@
+//! slm-model (under construction).

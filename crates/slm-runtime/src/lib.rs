@@ -1,0 +1,1 @@
+//! slm-runtime (under construction).
