@@ -3,7 +3,17 @@
 //!
 //! Everything read from a file is untrusted: every count, length, offset and shape is checked
 //! against the file size with checked arithmetic before anything is allocated or read.
+//!
+//! Modules: [`dtype`] (ggml tensor types), [`gguf`] (reader/writer), [`atomic`] (crash-safe file
+//! replacement shared by every crate that writes files).
 
+#![deny(missing_docs)]
+
+pub mod atomic;
+// The variant names of GgmlType are the ggml type names themselves.
+#[allow(missing_docs)]
 pub mod dtype;
+pub mod gguf;
 
 pub use dtype::{GgmlType, QK_K};
+pub use gguf::{Array, GgufError, GgufFile, GgufWriter, Metadata, TensorInfo, Value};
