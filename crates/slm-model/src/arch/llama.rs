@@ -1,0 +1,322 @@
+//! The Llama-family decoder: SmolLM2, Llama 2/3, Mistral, Qwen2 (with Q/K/V biases).
+//!
+//! Dimension legend (used in every shape comment of this file):
+//! - `T`  tokens in the current batch        - `P`  positions in the KV cache
+//! - `D`  d_model (residual width)           - `F`  d_ff (feed-forward width)
+//! - `H`  query heads, `G` key/value heads   - `Dh` head_dim (`H * Dh` = q width, `G * Dh` = kv width)
+//! - `V`  vocabulary size
+//!
+//! One block: `x += Wo·attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))`, then
+//! `x += Wdown·(silu(Wgate·n(x)) ⊙ Wup·n(x))`, with `n` = RMSNorm. Attention is causal with
+//! grouped-query heads: query head `h` reads KV head `h / (H / G)`.
+
+use crate::config::ModelConfig;
+use crate::error::ModelError;
+use crate::kv_cache::KvCache;
+use crate::weights::{Linear, TensorLoader, WeightTensor};
+use std::sync::Mutex;
+use slm_kernels::ops::{self, RopeTable};
+use slm_kernels::{Pool, Scratch};
+
+/// One transformer block's weights.
+#[derive(Debug)]
+pub struct Block {
+    /// RMSNorm weight before attention, `[D]`.
+    pub attn_norm: Vec<f32>,
+    /// `[H*Dh] ← [D]`
+    pub wq: Linear,
+    /// `[G*Dh] ← [D]`
+    pub wk: Linear,
+    /// `[G*Dh] ← [D]`
+    pub wv: Linear,
+    /// `[D] ← [H*Dh]`
+    pub wo: Linear,
+    /// RMSNorm weight before the feed-forward block, `[D]`.
+    pub ffn_norm: Vec<f32>,
+    /// `[F] ← [D]`
+    pub w_gate: Linear,
+    /// `[F] ← [D]`
+    pub w_up: Linear,
+    /// `[D] ← [F]`
+    pub w_down: Linear,
+}
+
+/// All weights of a Llama-family model.
+#[derive(Debug)]
+pub struct LlamaWeights {
+    /// Token embedding, ggml dims `[D, V]` (row `i` is token `i`'s vector).
+    pub token_embd: WeightTensor,
+    /// The blocks, in order.
+    pub blocks: Vec<Block>,
+    /// Final RMSNorm weight, `[D]`.
+    pub output_norm: Vec<f32>,
+    /// Output head `[V] ← [D]` (the embedding itself when tied).
+    pub output: Linear,
+}
+
+impl LlamaWeights {
+    /// Loads every tensor of the architecture, checking names, shapes and types, and refusing
+    /// files with tensors left over.
+    pub fn load(mut loader: TensorLoader, cfg: &ModelConfig) -> Result<Self, ModelError> {
+        let (d, v) = (cfg.d_model, cfg.n_vocab);
+        let token_embd = loader.tensor("token_embd.weight", &[d as u64, v as u64])?;
+        if !crate::weights::supports_matmul(token_embd.dtype) {
+            return Err(ModelError::TensorType {
+                name: token_embd.name.clone(),
+                dtype: token_embd.dtype,
+                usage: "the token embedding",
+            });
+        }
+        let mut blocks = Vec::with_capacity(cfg.n_layer);
+        for i in 0..cfg.n_layer {
+            blocks.push(load_block(&mut loader, cfg, i)?);
+        }
+        let output_norm = loader.vector("output_norm.weight", d)?;
+        let output = if cfg.tied_output {
+            Linear { weight: token_embd.clone(), bias: None, rows: v, cols: d }
+        } else {
+            loader.linear("output.weight", v, d)?
+        };
+        // Precomputed RoPE frequencies are derivable from θ; files sometimes carry them anyway.
+        if loader.contains("rope_freqs.weight") {
+            return Err(ModelError::InvalidConfig(
+                "this model uses per-dimension RoPE frequency factors (rope_freqs), not supported yet".into(),
+            ));
+        }
+        loader.finish()?;
+        Ok(LlamaWeights { token_embd, blocks, output_norm, output })
+    }
+}
+
+fn load_block(loader: &mut TensorLoader, cfg: &ModelConfig, i: usize) -> Result<Block, ModelError> {
+    let (d, f, q, kv) = (cfg.d_model, cfg.d_ff, cfg.q_dim(), cfg.kv_dim());
+    let name = |s: &str| format!("blk.{i}.{s}");
+    let mut wq = loader.linear(&name("attn_q.weight"), q, d)?;
+    let mut wk = loader.linear(&name("attn_k.weight"), kv, d)?;
+    let mut wv = loader.linear(&name("attn_v.weight"), kv, d)?;
+    if cfg.arch.qkv_bias() {
+        wq.bias = Some(loader.vector(&name("attn_q.bias"), q)?);
+        wk.bias = Some(loader.vector(&name("attn_k.bias"), kv)?);
+        wv.bias = Some(loader.vector(&name("attn_v.bias"), kv)?);
+    }
+    Ok(Block {
+        attn_norm: loader.vector(&name("attn_norm.weight"), d)?,
+        wq,
+        wk,
+        wv,
+        wo: loader.linear(&name("attn_output.weight"), d, q)?,
+        ffn_norm: loader.vector(&name("ffn_norm.weight"), d)?,
+        w_gate: loader.linear(&name("ffn_gate.weight"), f, d)?,
+        w_up: loader.linear(&name("ffn_up.weight"), f, d)?,
+        w_down: loader.linear(&name("ffn_down.weight"), d, f)?,
+    })
+}
+
+/// Activation buffers for up to `n_batch` tokens, allocated once per context so that the decode
+/// loop never allocates.
+#[derive(Debug)]
+pub struct ForwardState {
+    n_batch: usize,
+    /// Residual stream `[T][D]`.
+    x: Vec<f32>,
+    /// Normalised residual `[T][D]`.
+    xn: Vec<f32>,
+    /// `[T][H*Dh]`
+    q: Vec<f32>,
+    /// `[T][G*Dh]`
+    k: Vec<f32>,
+    /// `[T][G*Dh]`
+    v: Vec<f32>,
+    /// Attention output, head-major `[H][T][Dh]` (so heads can be computed in parallel).
+    attn_heads: Vec<f32>,
+    /// Attention output, token-major `[T][H*Dh]`.
+    attn: Vec<f32>,
+    /// Attention scores, one row per head `[H][P]`.
+    scores: Vec<f32>,
+    /// Projection output `[T][D]`.
+    proj: Vec<f32>,
+    /// `[T][F]`
+    gate: Vec<f32>,
+    /// `[T][F]`
+    up: Vec<f32>,
+    /// Activation quantization scratch for the matmul kernels.
+    scratch: Scratch,
+    /// RoPE sin/cos table up to the context size.
+    rope: RopeTable,
+}
+
+impl ForwardState {
+    /// Buffers for batches of up to `n_batch` tokens in a context of `n_ctx` positions.
+    pub fn new(cfg: &ModelConfig, n_batch: usize, n_ctx: usize) -> Self {
+        let (d, f, q, kv) = (cfg.d_model, cfg.d_ff, cfg.q_dim(), cfg.kv_dim());
+        ForwardState {
+            n_batch,
+            x: vec![0.0; n_batch * d],
+            xn: vec![0.0; n_batch * d],
+            q: vec![0.0; n_batch * q],
+            k: vec![0.0; n_batch * kv],
+            v: vec![0.0; n_batch * kv],
+            attn_heads: vec![0.0; n_batch * q],
+            attn: vec![0.0; n_batch * q],
+            scores: vec![0.0; cfg.n_head * n_ctx],
+            proj: vec![0.0; n_batch * d],
+            gate: vec![0.0; n_batch * f],
+            up: vec![0.0; n_batch * f],
+            scratch: Scratch::new(),
+            rope: RopeTable::new(cfg.head_dim, cfg.rope_theta, n_ctx),
+        }
+    }
+
+    /// Largest batch these buffers hold.
+    pub fn n_batch(&self) -> usize {
+        self.n_batch
+    }
+}
+
+/// Runs `tokens` (at most `state.n_batch()`, positions `cache.len()..`) through the blocks and
+/// leaves the final normalised hidden states of the last `n_out` tokens in `state.xn[..n_out*D]`.
+///
+/// Returns the offset of the first output row in the batch.
+pub fn forward_batch(
+    cfg: &ModelConfig,
+    w: &LlamaWeights,
+    pool: &Pool,
+    cache: &mut KvCache,
+    state: &mut ForwardState,
+    tokens: &[u32],
+) -> Result<(), ModelError> {
+    let n = tokens.len();
+    let (d, q_dim, kv_dim, f) = (cfg.d_model, cfg.q_dim(), cfg.kv_dim(), cfg.d_ff);
+    let pos = cache.len();
+    if pos + n > cache.n_ctx() {
+        return Err(ModelError::ContextFull { n_past: pos, n_new: n, n_ctx: cache.n_ctx() });
+    }
+    if n == 0 || n > state.n_batch {
+        return Err(ModelError::InvalidArgument(format!("batch of {n} tokens (capacity {})", state.n_batch)));
+    }
+
+    // Embedding lookup: x[t] = E[token_t].
+    let embd = slm_kernels::QMatrix::new(w.token_embd.dtype, cfg.n_vocab, d, w.token_embd.bytes())?;
+    for (t, &id) in tokens.iter().enumerate() {
+        if id as usize >= cfg.n_vocab {
+            return Err(ModelError::TokenOutOfRange { id, n_vocab: cfg.n_vocab });
+        }
+        embd.dequantize_row(id as usize, &mut state.x[t * d..(t + 1) * d])?;
+    }
+
+    for (layer, b) in w.blocks.iter().enumerate() {
+        // --- attention ---
+        rms_norm_rows(&state.x[..n * d], &b.attn_norm, cfg.rms_eps, &mut state.xn[..n * d]);
+        let s = &mut *state;
+        b.wq.forward(pool, &s.xn, n, &mut s.q, &mut s.scratch)?;
+        b.wk.forward(pool, &s.xn, n, &mut s.k, &mut s.scratch)?;
+        b.wv.forward(pool, &s.xn, n, &mut s.v, &mut s.scratch)?;
+        let neox = cfg.arch.rope_neox();
+        for t in 0..n {
+            ops::rope_inplace(&mut s.q[t * q_dim..(t + 1) * q_dim], cfg.n_head, cfg.head_dim, pos + t, &s.rope, neox);
+            ops::rope_inplace(&mut s.k[t * kv_dim..(t + 1) * kv_dim], cfg.n_kv_head, cfg.head_dim, pos + t, &s.rope, neox);
+        }
+        cache.store(layer, pos, &s.k[..n * kv_dim], &s.v[..n * kv_dim]);
+        attention(cfg, pool, cache, layer, pos, n, &s.q, &mut s.attn_heads, &mut s.scores);
+        // [H][T][Dh] → [T][H*Dh]
+        let dh = cfg.head_dim;
+        for h in 0..cfg.n_head {
+            for t in 0..n {
+                let src = &s.attn_heads[(h * n + t) * dh..(h * n + t + 1) * dh];
+                s.attn[t * q_dim + h * dh..t * q_dim + (h + 1) * dh].copy_from_slice(src);
+            }
+        }
+        b.wo.forward(pool, &s.attn, n, &mut s.proj, &mut s.scratch)?;
+        ops::add_inplace(&mut s.x[..n * d], &s.proj[..n * d]);
+
+        // --- feed-forward ---
+        rms_norm_rows(&s.x[..n * d], &b.ffn_norm, cfg.rms_eps, &mut s.xn[..n * d]);
+        b.w_gate.forward(pool, &s.xn, n, &mut s.gate, &mut s.scratch)?;
+        b.w_up.forward(pool, &s.xn, n, &mut s.up, &mut s.scratch)?;
+        ops::silu_mul_inplace(&mut s.gate[..n * f], &s.up[..n * f]);
+        b.w_down.forward(pool, &s.gate, n, &mut s.proj, &mut s.scratch)?;
+        ops::add_inplace(&mut s.x[..n * d], &s.proj[..n * d]);
+    }
+    cache.advance(n)?;
+    rms_norm_rows(&state.x[..n * d], &w.output_norm, cfg.rms_eps, &mut state.xn[..n * d]);
+    Ok(())
+}
+
+/// Computes logits for rows `first..n` of the normalised hidden states left by [`forward_batch`].
+///
+/// # Shapes
+/// `out: [n - first][V]`.
+pub fn output_logits(
+    w: &LlamaWeights,
+    pool: &Pool,
+    state: &mut ForwardState,
+    first: usize,
+    n: usize,
+    out: &mut [f32],
+) -> Result<(), ModelError> {
+    let d = w.output.cols;
+    let rows = &state.xn[first * d..n * d];
+    w.output.forward(pool, rows, n - first, out, &mut state.scratch)
+}
+
+/// RMSNorm of each `[D]` row of `x` into `out`.
+fn rms_norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let d = weight.len();
+    for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        ops::rms_norm(xr, weight, eps, or);
+    }
+}
+
+/// Causal grouped-query attention for `n` new tokens at positions `pos..pos+n` of `layer`,
+/// whose keys/values are already in the cache. Heads run in parallel.
+///
+/// # Shapes
+/// `q: [T][H*Dh]`, `out: [H][T][Dh]`, `scores: [H][P]`.
+#[allow(clippy::too_many_arguments)]
+fn attention(
+    cfg: &ModelConfig,
+    pool: &Pool,
+    cache: &KvCache,
+    layer: usize,
+    pos: usize,
+    n: usize,
+    q: &[f32],
+    out: &mut [f32],
+    scores: &mut [f32],
+) {
+    let dh = cfg.head_dim;
+    let q_dim = cfg.q_dim();
+    let group = cfg.n_head / cfg.n_kv_head;
+    let scale = 1.0 / (dh as f32).sqrt();
+    let n_ctx = cache.n_ctx();
+    let per_head = |h: usize, out_h: &mut [f32], scores_h: &mut [f32]| {
+        let (keys, values) = cache.head(layer, h / group);
+        for t in 0..n {
+            let p = pos + t; // attend to positions 0..=p
+            let q_t = &q[t * q_dim + h * dh..t * q_dim + (h + 1) * dh];
+            let s = &mut scores_h[..=p];
+            for (j, sj) in s.iter_mut().enumerate() {
+                *sj = ops::dot_f32(q_t, &keys[j * dh..(j + 1) * dh]) * scale;
+            }
+            ops::softmax_inplace(s);
+            let o = &mut out_h[t * dh..(t + 1) * dh];
+            o.fill(0.0);
+            for (j, &a) in s.iter().enumerate() {
+                ops::axpy(o, a, &values[j * dh..(j + 1) * dh]);
+            }
+        }
+    };
+    // Each head owns a disjoint slice of `out` and `scores`; the mutexes are uncontended and
+    // only let the pool's `Fn` closure hand out `&mut` access.
+    let slots: Vec<Mutex<(&mut [f32], &mut [f32])>> = out[..cfg.n_head * n * dh]
+        .chunks_mut(n * dh)
+        .zip(scores[..cfg.n_head * n_ctx].chunks_mut(n_ctx))
+        .map(Mutex::new)
+        .collect();
+    pool.run(cfg.n_head, &|h| {
+        if let Ok(mut slot) = slots[h].lock() {
+            let (out_h, scores_h) = &mut *slot;
+            per_head(h, out_h, scores_h);
+        }
+    });
+}

@@ -1,0 +1,158 @@
+//! A loaded model and its decoding contexts.
+//!
+//! [`Model`] is immutable and shareable between threads (weights are memory-mapped); a
+//! [`Context`] holds everything per conversation: the KV cache and activation buffers.
+
+use crate::arch::llama::{self, ForwardState, LlamaWeights};
+use crate::config::{ModelConfig, MAX_CONTEXT};
+use crate::error::ModelError;
+use crate::kv_cache::KvCache;
+use crate::weights::TensorLoader;
+use slm_format::GgufFile;
+use slm_kernels::Pool;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Which logits [`Model::forward`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    /// Only for the last token: `[V]` (generation).
+    Last,
+    /// For every token: `[T][V]` (perplexity, evaluation, scoring).
+    All,
+}
+
+/// A loaded model: configuration plus weights.
+#[derive(Debug)]
+pub struct Model {
+    config: ModelConfig,
+    weights: LlamaWeights,
+    file: Arc<GgufFile>,
+}
+
+/// Per-conversation state: KV cache, activation buffers and the logits of the last call.
+#[derive(Debug)]
+pub struct Context {
+    cache: KvCache,
+    state: ForwardState,
+    logits: Vec<f32>,
+}
+
+impl Context {
+    /// Tokens already processed (the next token's position).
+    pub fn n_past(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Capacity in tokens.
+    pub fn n_ctx(&self) -> usize {
+        self.cache.n_ctx()
+    }
+
+    /// Forgets tokens from position `n` on, keeping the prefix (prompt-prefix reuse).
+    pub fn truncate(&mut self, n: usize) {
+        self.cache.truncate(n);
+    }
+
+    /// Forgets everything.
+    pub fn clear(&mut self) {
+        self.cache.clear();
+    }
+
+    /// Bytes held by the KV cache.
+    pub fn kv_bytes(&self) -> usize {
+        self.cache.n_bytes()
+    }
+}
+
+impl Model {
+    /// Memory-maps and loads a GGUF model file.
+    pub fn load(path: &Path) -> Result<Model, ModelError> {
+        Model::from_gguf(Arc::new(GgufFile::open(path)?))
+    }
+
+    /// Loads a model from an already opened GGUF file.
+    pub fn from_gguf(file: Arc<GgufFile>) -> Result<Model, ModelError> {
+        let config = ModelConfig::from_gguf(&file)?;
+        let loader = TensorLoader::new(file.clone(), config.arch.gguf_name());
+        let weights = LlamaWeights::load(loader, &config)?;
+        Ok(Model { config, weights, file })
+    }
+
+    /// The model's hyper-parameters.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The GGUF file the model was loaded from (metadata, tokenizer, template).
+    pub fn gguf(&self) -> &GgufFile {
+        &self.file
+    }
+
+    /// The weights.
+    pub fn weights(&self) -> &LlamaWeights {
+        &self.weights
+    }
+
+    /// A fresh context for `n_ctx` positions that processes prompts in batches of `n_batch`.
+    pub fn new_context(&self, n_ctx: usize, n_batch: usize) -> Result<Context, ModelError> {
+        if n_ctx == 0 || n_ctx > MAX_CONTEXT {
+            return Err(ModelError::InvalidArgument(format!("context size {n_ctx} must be in 1..={MAX_CONTEXT}")));
+        }
+        if n_batch == 0 {
+            return Err(ModelError::InvalidArgument("batch size must be at least 1".into()));
+        }
+        let n_batch = n_batch.min(n_ctx);
+        let c = &self.config;
+        Ok(Context {
+            cache: KvCache::new(c.n_layer, c.n_kv_head, c.head_dim, n_ctx)?,
+            state: ForwardState::new(c, n_batch, n_ctx),
+            logits: Vec::new(),
+        })
+    }
+
+    /// Feeds `tokens` at positions `ctx.n_past()..` and returns logits.
+    ///
+    /// # Shapes
+    /// Returns `[V]` for [`Logits::Last`], `[T][V]` for [`Logits::All`].
+    pub fn forward<'c>(
+        &self,
+        ctx: &'c mut Context,
+        pool: &Pool,
+        tokens: &[u32],
+        which: Logits,
+    ) -> Result<&'c [f32], ModelError> {
+        let v = self.config.n_vocab;
+        if tokens.is_empty() {
+            return Err(ModelError::InvalidArgument("forward needs at least one token".into()));
+        }
+        if ctx.cache.len() + tokens.len() > ctx.cache.n_ctx() {
+            return Err(ModelError::ContextFull {
+                n_past: ctx.cache.len(),
+                n_new: tokens.len(),
+                n_ctx: ctx.cache.n_ctx(),
+            });
+        }
+        let n_out = match which {
+            Logits::Last => 1,
+            Logits::All => tokens.len(),
+        };
+        ctx.logits.resize(n_out * v, 0.0);
+        let n_batch = ctx.state.n_batch();
+        let n_chunks = tokens.len().div_ceil(n_batch);
+        let mut written = 0;
+        for (i, chunk) in tokens.chunks(n_batch).enumerate() {
+            llama::forward_batch(&self.config, &self.weights, pool, &mut ctx.cache, &mut ctx.state, chunk)?;
+            let first = match which {
+                Logits::All => 0,
+                Logits::Last if i + 1 == n_chunks => chunk.len() - 1,
+                Logits::Last => continue,
+            };
+            let rows = chunk.len() - first;
+            let out = &mut ctx.logits[written * v..(written + rows) * v];
+            llama::output_logits(&self.weights, pool, &mut ctx.state, first, chunk.len(), out)?;
+            written += rows;
+        }
+        Ok(&ctx.logits)
+    }
+}
