@@ -1,1 +1,39 @@
-//! slm-kernels (under construction).
+//! Compute core of the slm inference engine: ggml block formats, quantized matrix
+//! multiplication, and the f32 row ops a transformer needs, with a scalar reference for every
+//! kernel and SIMD versions chosen at run time.
+//!
+//! # Data flow of one linear layer
+//! ```text
+//!  GGUF tensor bytes ──► QMatrix { dtype, rows, cols, data }      (borrowed, size-checked)
+//!  x: [n_tokens][cols] f32
+//!     │  quantize once per call into Scratch, in the weight type's activation format
+//!     │  (Q4_0/Q5_0/Q8_0 → Q8 blocks, Q4_1/Q5_1 → Q8 blocks with sums, K-quants → Q8_K,
+//!     │   F32/F16/BF16 → the f32 rows as they are)
+//!     ▼
+//!  Pool threads pull chunks of output rows; per row, a `vec_dot` kernel (scalar / AVX2 /
+//!  AVX-512 VNNI / NEON) computes integer block dot products for 1 or 4 tokens at a time
+//!     ▼
+//!  out: [n_tokens][rows] f32
+//! ```
+//! [`matmul_reference`] computes the same product by dequantizing to f32; tests hold every fast
+//! path to it. [`quant`] encodes and decodes rows of every supported type (ggml-compatible),
+//! [`ops`] has RMSNorm, softmax, SiLU, RoPE and small BLAS-1 helpers.
+//!
+//! The crate builds for `wasm32-unknown-unknown` (scalar kernels, `Pool::new(1)`).
+
+mod act;
+pub mod dot;
+mod error;
+mod matmul;
+mod matrix;
+pub mod ops;
+mod pool;
+pub mod quant;
+
+pub use act::{quantize_q8, quantize_q8k, Q8Block, Q8KBlock, Scratch};
+pub use dot::Isa;
+pub use error::KernelError;
+pub use matmul::{best_isa, matmul, matmul_reference, matmul_with_isa};
+pub use matrix::QMatrix;
+pub use pool::Pool;
+pub use slm_format::GgmlType;

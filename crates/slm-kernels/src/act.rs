@@ -1,0 +1,141 @@
+//! Activation quantization: the f32 input of a matmul is quantized once per call into the
+//! block format its weight type's integer dot product wants (ggml's "vec_dot type").
+//!
+//! These are in-memory formats only (never written to files), so they keep `d` and `s` as f32
+//! instead of ggml's f16: one fewer conversion per block in the hot loop and slightly better
+//! precision.
+
+use crate::quant::kquants::quantize_q8_k_block;
+use slm_format::QK_K;
+
+/// 32 activations quantized to i8 with one scale: `x[i] ≈ d * qs[i]`; `s = d * sum(qs)` lets
+/// Q4_1/Q5_1 add their `m` term without touching the quants (ggml's Q8_1; Q8_0 ignores `s`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[repr(C, align(8))]
+pub struct Q8Block {
+    /// Quantized values.
+    pub qs: [i8; 32],
+    /// Scale.
+    pub d: f32,
+    /// `d * sum(qs)`.
+    pub s: f32,
+}
+
+/// 256 activations quantized to i8 with one scale (ggml's Q8_K), plus sums of each 16 quants
+/// so that K-quant mins can be applied per group without touching the quants.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C, align(8))]
+pub struct Q8KBlock {
+    /// Quantized values.
+    pub qs: [i8; QK_K],
+    /// `bsums[g] = sum(qs[16g..16g+16])`.
+    pub bsums: [i16; 16],
+    /// Scale.
+    pub d: f32,
+}
+
+impl Default for Q8KBlock {
+    fn default() -> Self {
+        Q8KBlock { qs: [0; QK_K], bsums: [0; 16], d: 0.0 }
+    }
+}
+
+/// Quantizes `x` (a multiple of 32 long) into `out` (`x.len() / 32` blocks), round half away
+/// from zero like ggml's `quantize_row_q8_1_ref`.
+pub fn quantize_q8(x: &[f32], out: &mut [Q8Block]) {
+    for (xs, b) in x.chunks_exact(32).zip(out.iter_mut()) {
+        let amax = xs.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let mut sum = 0i32;
+        for (q, v) in b.qs.iter_mut().zip(xs) {
+            let qi = (v * id).round() as i32;
+            sum += qi;
+            *q = qi as i8;
+        }
+        b.d = d;
+        b.s = d * sum as f32;
+    }
+}
+
+/// Quantizes `x` (a multiple of 256 long) into `out` (`x.len() / 256` blocks) as ggml's Q8_K.
+pub fn quantize_q8k(x: &[f32], out: &mut [Q8KBlock]) {
+    for (xs, b) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
+        b.d = quantize_q8_k_block(xs, &mut b.qs, &mut b.bsums);
+    }
+}
+
+/// Reusable scratch memory for activation quantization, so the decode loop does not allocate
+/// once buffers have grown to the largest shape used.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    pub(crate) q8: Vec<Q8Block>,
+    pub(crate) q8k: Vec<Q8KBlock>,
+}
+
+impl Scratch {
+    /// An empty scratch; it grows on first use.
+    pub fn new() -> Self {
+        Scratch::default()
+    }
+
+    /// `n` Q8 blocks (contents unspecified), growing the buffer if needed.
+    pub(crate) fn q8(&mut self, n: usize) -> &mut [Q8Block] {
+        if self.q8.len() < n {
+            self.q8.resize(n, Q8Block::default());
+        }
+        &mut self.q8[..n]
+    }
+
+    /// `n` Q8_K blocks (contents unspecified), growing the buffer if needed.
+    pub(crate) fn q8k(&mut self, n: usize) -> &mut [Q8KBlock] {
+        if self.q8k.len() < n {
+            self.q8k.resize(n, Q8KBlock::default());
+        }
+        &mut self.q8k[..n]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q8_blocks_round_trip_within_half_step() {
+        let x: Vec<f32> = (0..64).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.37).collect();
+        let mut b = vec![Q8Block::default(); 2];
+        quantize_q8(&x, &mut b);
+        for (xs, blk) in x.chunks(32).zip(&b) {
+            let amax = xs.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+            assert!((blk.d - amax / 127.0).abs() < 1e-7);
+            let sum: i32 = blk.qs.iter().map(|&q| q as i32).sum();
+            assert!((blk.s - blk.d * sum as f32).abs() < 1e-6);
+            for (v, q) in xs.iter().zip(&blk.qs) {
+                assert!((v - blk.d * *q as f32).abs() <= blk.d * 0.5 + 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn q8k_maps_absmax_to_127_and_sums_groups() {
+        let mut x: Vec<f32> = (0..256).map(|i| (i as f32 * 0.1).sin()).collect();
+        x[5] = -3.0;
+        let mut b = vec![Q8KBlock::default()];
+        quantize_q8k(&x, &mut b);
+        assert_eq!(b[0].qs[5], -127);
+        for g in 0..16 {
+            let s: i16 = b[0].qs[16 * g..16 * g + 16].iter().map(|&q| q as i16).sum();
+            assert_eq!(b[0].bsums[g], s);
+        }
+        assert!((b[0].d * -127.0 - -3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn scratch_grows_and_reuses() {
+        let mut s = Scratch::new();
+        assert_eq!(s.q8(10).len(), 10);
+        let p = s.q8(10).as_ptr();
+        assert_eq!(s.q8(5).as_ptr(), p);
+        assert_eq!(s.q8k(3).len(), 3);
+    }
+}

@@ -1,0 +1,137 @@
+//! Per-dtype dot-product kernels ("vec_dot") and their selection by instruction set.
+//!
+//! A weight type decides the activation format (ggml's `vec_dot_type`):
+//! Q4_0/Q5_0/Q8_0 and Q4_1/Q5_1/Q8_1 take [`Q8Block`] activations, the K-quants take
+//! [`Q8KBlock`], and F32/F16/BF16 take the f32 activations as they are. For every pair there is
+//! a scalar kernel ([`scalar`]) and, where written, SIMD kernels chosen at run time by [`Isa`].
+
+use crate::act::{Q8Block, Q8KBlock};
+use crate::{GgmlType, KernelError};
+
+pub(crate) mod scalar;
+#[cfg(test)]
+mod tests;
+
+/// An instruction-set level a kernel set is written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Isa {
+    /// Portable Rust (the reference; also what wasm32 runs).
+    Scalar,
+    /// x86-64 AVX2 + FMA + F16C.
+    Avx2,
+    /// x86-64 AVX-512 F/BW/VL + VNNI (on top of AVX2).
+    Avx512Vnni,
+    /// aarch64 NEON (+dotprod where noted).
+    Neon,
+}
+
+impl Isa {
+    /// Every level this build knows, best last.
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Neon, Isa::Avx2, Isa::Avx512Vnni];
+
+    /// Whether this CPU can run kernels for `self`.
+    pub fn is_available(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                    && std::arch::is_x86_feature_detected!("f16c")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => {
+                Isa::Avx2.is_available()
+                    && std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// The best level this CPU supports.
+    pub fn detect() -> Isa {
+        Isa::ALL.iter().rev().copied().find(|i| i.is_available()).unwrap_or(Isa::Scalar)
+    }
+
+    /// All levels this CPU supports, scalar first.
+    pub fn available() -> Vec<Isa> {
+        Isa::ALL.iter().copied().filter(|i| i.is_available()).collect()
+    }
+}
+
+/// One weight row (raw bytes) · one activation row.
+///
+/// `unsafe` because SIMD kernels require their CPU features; a [`Tiles`] is only built by
+/// [`kernel`] for an [`Isa`] that [`Isa::is_available`] confirmed.
+pub(crate) type DotFn<A> = unsafe fn(&[u8], &[A]) -> f32;
+/// One weight row · four activation rows (loads and unpacks the weights once).
+pub(crate) type Dot4Fn<A> = unsafe fn(&[u8], [&[A]; 4]) -> [f32; 4];
+
+/// The kernels for one (weight type, activation type, ISA).
+pub(crate) struct Tiles<A: 'static> {
+    pub one: DotFn<A>,
+    pub four: Option<Dot4Fn<A>>,
+}
+
+impl<A> Clone for Tiles<A> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<A> Copy for Tiles<A> {}
+
+/// Kernels for a weight type, tagged by the activation format they need.
+#[derive(Clone, Copy)]
+pub(crate) enum Kernel {
+    Q8(Tiles<Q8Block>),
+    Q8K(Tiles<Q8KBlock>),
+    F32(Tiles<f32>),
+}
+
+fn q8(one: DotFn<Q8Block>) -> Kernel {
+    Kernel::Q8(Tiles { one, four: None })
+}
+fn q8k(one: DotFn<Q8KBlock>) -> Kernel {
+    Kernel::Q8K(Tiles { one, four: None })
+}
+fn f32k(one: DotFn<f32>) -> Kernel {
+    Kernel::F32(Tiles { one, four: None })
+}
+
+/// The scalar kernel for `dtype`.
+pub(crate) fn scalar_kernel(dtype: GgmlType) -> Result<Kernel, KernelError> {
+    use GgmlType::*;
+    Ok(match dtype {
+        Q4_0 => q8(scalar::q4_0_q8),
+        Q4_1 => q8(scalar::q4_1_q8),
+        Q5_0 => q8(scalar::q5_0_q8),
+        Q5_1 => q8(scalar::q5_1_q8),
+        Q8_0 => q8(scalar::q8_0_q8),
+        Q8_1 => q8(scalar::q8_1_q8),
+        Q2_K => q8k(scalar::q2_k_q8k),
+        Q3_K => q8k(scalar::q3_k_q8k),
+        Q4_K => q8k(scalar::q4_k_q8k),
+        Q5_K => q8k(scalar::q5_k_q8k),
+        Q6_K => q8k(scalar::q6_k_q8k),
+        Q8_K => q8k(scalar::q8_k_q8k),
+        F32 => f32k(scalar::f32_f32),
+        F16 => f32k(scalar::f16_f32),
+        BF16 => f32k(scalar::bf16_f32),
+        I8 | I16 | I32 | I64 | F64 => return Err(KernelError::Unsupported { dtype, op: "matmul" }),
+    })
+}
+
+/// The best kernel for `dtype` at level `isa` (falling back to lower levels for pairs that have
+/// no kernel at `isa`). Callers must pass an `isa` that [`Isa::is_available`].
+pub(crate) fn kernel(dtype: GgmlType, isa: Isa) -> Result<Kernel, KernelError> {
+    let base = scalar_kernel(dtype)?;
+    let _ = isa;
+    Ok(base)
+}

@@ -1,0 +1,116 @@
+//! Every kernel (scalar and each SIMD level this CPU has) against an f64 dot of the
+//! dequantized weights and dequantized activations: the two must agree up to f32 rounding.
+
+use super::*;
+use crate::act::{quantize_q8, quantize_q8k};
+use crate::quant::{dequantize_row, quantize_row, SUPPORTED_TYPES};
+
+fn test_data(n: usize, seed: u64) -> Vec<f32> {
+    crate::quant::tests::test_data(n, seed)
+}
+
+/// Weight rows quantized from pseudo-random data, `cols` wide.
+fn weight_row(dtype: GgmlType, cols: usize, seed: u64) -> Vec<u8> {
+    let x = test_data(cols, seed);
+    let mut bytes = vec![0u8; dtype.row_bytes(cols as u64).unwrap() as usize];
+    quantize_row(dtype, &x, &mut bytes).unwrap();
+    bytes
+}
+
+/// f64 reference and a tolerance: `|got - want| <= 2e-6 * sum |w_i a_i| + 1e-6`.
+fn reference(dtype: GgmlType, w: &[u8], a: &[f32]) -> (f64, f64) {
+    let mut wf = vec![0.0f32; a.len()];
+    dequantize_row(dtype, w, &mut wf).unwrap();
+    let dot: f64 = wf.iter().zip(a).map(|(p, q)| *p as f64 * *q as f64).sum();
+    let mag: f64 = wf.iter().zip(a).map(|(p, q)| (*p as f64 * *q as f64).abs()).sum();
+    (dot, 2e-6 * mag + 1e-6)
+}
+
+fn check(dtype: GgmlType, isa: Isa, cols: usize) {
+    let w = weight_row(dtype, cols, 11 + cols as u64);
+    let xs: Vec<Vec<f32>> = (0..4).map(|t| test_data(cols, 100 + t)).collect();
+    let k = kernel(dtype, isa).unwrap();
+    let ctx = format!("{dtype} {isa:?} cols {cols}");
+    match k {
+        Kernel::Q8(t) => {
+            let acts: Vec<Vec<Q8Block>> = xs
+                .iter()
+                .map(|x| {
+                    let mut b = vec![Q8Block::default(); cols / 32];
+                    quantize_q8(x, &mut b);
+                    b
+                })
+                .collect();
+            let deq: Vec<Vec<f32>> =
+                acts.iter().map(|bs| bs.iter().flat_map(|b| b.qs.iter().map(move |&q| q as f32 * b.d)).collect()).collect();
+            run_tiles(&ctx, dtype, &w, &t, &acts, &deq);
+        }
+        Kernel::Q8K(t) => {
+            let acts: Vec<Vec<Q8KBlock>> = xs
+                .iter()
+                .map(|x| {
+                    let mut b = vec![Q8KBlock::default(); cols / 256];
+                    quantize_q8k(x, &mut b);
+                    b
+                })
+                .collect();
+            let deq: Vec<Vec<f32>> =
+                acts.iter().map(|bs| bs.iter().flat_map(|b| b.qs.iter().map(move |&q| q as f32 * b.d)).collect()).collect();
+            run_tiles(&ctx, dtype, &w, &t, &acts, &deq);
+        }
+        Kernel::F32(t) => run_tiles(&ctx, dtype, &w, &t, &xs, &xs),
+    }
+}
+
+fn run_tiles<A>(ctx: &str, dtype: GgmlType, w: &[u8], t: &Tiles<A>, acts: &[Vec<A>], deq: &[Vec<f32>]) {
+    for (a, d) in acts.iter().zip(deq) {
+        let got = unsafe { (t.one)(w, a) } as f64;
+        let (want, tol) = reference(dtype, w, d);
+        assert!((got - want).abs() <= tol, "{ctx} one: got {got}, want {want}, tol {tol}");
+    }
+    if let Some(four) = t.four {
+        let got = unsafe { four(w, [&acts[0], &acts[1], &acts[2], &acts[3]]) };
+        for (k, g) in got.iter().enumerate() {
+            let (want, tol) = reference(dtype, w, &deq[k]);
+            assert!((*g as f64 - want).abs() <= tol, "{ctx} four[{k}]: got {g}, want {want}, tol {tol}");
+        }
+    }
+}
+
+#[test]
+fn every_kernel_matches_dequantized_dot() {
+    for isa in Isa::available() {
+        for dtype in SUPPORTED_TYPES {
+            let bs = dtype.block_size().max(32);
+            for cols in [bs.max(256), 3 * bs.max(256), 2304] {
+                check(dtype, isa, cols);
+            }
+            if bs == 32 {
+                // Odd block counts exercise the tails of unrolled loops.
+                for nb in [1, 2, 3, 5, 7, 18] {
+                    check(dtype, isa, nb * 32);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn float_kernels_handle_odd_lengths() {
+    for isa in Isa::available() {
+        for dtype in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
+            for cols in [1, 7, 33, 100] {
+                check(dtype, isa, cols);
+            }
+        }
+    }
+}
+
+#[test]
+fn detection_is_consistent() {
+    let best = Isa::detect();
+    assert!(best.is_available());
+    assert!(Isa::available().contains(&Isa::Scalar));
+    assert!(Isa::available().contains(&best));
+    assert!(matches!(scalar_kernel(GgmlType::I32), Err(KernelError::Unsupported { .. })));
+}

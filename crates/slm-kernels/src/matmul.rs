@@ -1,0 +1,193 @@
+//! Quantized matrix × activations: `out[t][r] = dot(w.row(r), x[t])`.
+//!
+//! Data flow per call: quantize `x` once into [`Scratch`] in the weight type's activation
+//! format, split the output rows into chunks that the [`Pool`] threads pull, and inside a chunk
+//! walk tokens in cache-sized blocks so each weight row is unpacked once per four tokens.
+
+use crate::act::{quantize_q8, quantize_q8k, Scratch};
+use crate::dot::{kernel, Isa, Kernel, Tiles};
+use crate::error::check_len;
+use crate::{KernelError, Pool, QMatrix};
+use slm_format::QK_K;
+
+/// `out[t * w.rows + r] = dot(w.row(r), x[t * w.cols ..][.. w.cols])` for `t in 0..n_tokens`.
+///
+/// # Shapes
+/// - `x`: `[n_tokens][w.cols]` row-major f32.
+/// - `out`: `[n_tokens][w.rows]` row-major f32, overwritten.
+///
+/// # Errors
+/// `SizeMismatch` if `x` or `out` has the wrong length; `Unsupported` for integer weight types.
+pub fn matmul(
+    pool: &Pool,
+    w: &QMatrix,
+    x: &[f32],
+    n_tokens: usize,
+    out: &mut [f32],
+    scratch: &mut Scratch,
+) -> Result<(), KernelError> {
+    matmul_with_isa(pool, w, x, n_tokens, out, scratch, best_isa())
+}
+
+/// The ISA [`matmul`] uses on this CPU (detected once).
+pub fn best_isa() -> Isa {
+    static BEST: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *BEST.get_or_init(Isa::detect)
+}
+
+/// [`matmul`] with an explicit kernel level, for tests and benchmarks. An `isa` this CPU lacks
+/// falls back to [`Isa::Scalar`].
+///
+/// # Errors
+/// As [`matmul`].
+pub fn matmul_with_isa(
+    pool: &Pool,
+    w: &QMatrix,
+    x: &[f32],
+    n_tokens: usize,
+    out: &mut [f32],
+    scratch: &mut Scratch,
+    isa: Isa,
+) -> Result<(), KernelError> {
+    let x_len = n_tokens.checked_mul(w.cols).ok_or(KernelError::Overflow { what: "matmul x" })?;
+    let out_len = n_tokens.checked_mul(w.rows).ok_or(KernelError::Overflow { what: "matmul out" })?;
+    check_len("matmul x (n_tokens * cols)", x_len, x.len())?;
+    check_len("matmul out (n_tokens * rows)", out_len, out.len())?;
+    // QMatrix fields are public, so re-check the data length rather than trust construction.
+    check_len("matmul weight bytes (rows * row_bytes)", w.rows.saturating_mul(w.row_bytes()), w.data.len())?;
+    if n_tokens == 0 || w.rows == 0 {
+        return Ok(());
+    }
+    let isa = if isa.is_available() { isa } else { Isa::Scalar };
+    match kernel(w.dtype, isa)? {
+        Kernel::Q8(tiles) => {
+            let nb = w.cols / 32;
+            let acts = scratch.q8(nb * n_tokens);
+            for (xt, at) in x.chunks_exact(w.cols.max(1)).zip(acts.chunks_exact_mut(nb.max(1))) {
+                quantize_q8(xt, at);
+            }
+            drive(pool, w, tiles, acts, nb, n_tokens, out);
+        }
+        Kernel::Q8K(tiles) => {
+            let nb = w.cols / QK_K;
+            let acts = scratch.q8k(nb * n_tokens);
+            for (xt, at) in x.chunks_exact(w.cols.max(1)).zip(acts.chunks_exact_mut(nb.max(1))) {
+                quantize_q8k(xt, at);
+            }
+            drive(pool, w, tiles, acts, nb, n_tokens, out);
+        }
+        Kernel::F32(tiles) => drive(pool, w, tiles, x, w.cols, n_tokens, out),
+    }
+    Ok(())
+}
+
+/// Raw output pointer shared by the tasks of one matmul; each (token, row) cell is written by
+/// exactly one task.
+#[derive(Clone, Copy)]
+struct OutPtr {
+    ptr: *mut f32,
+    len: usize,
+}
+// SAFETY: tasks write disjoint cells (rows are partitioned between tasks) and `drive` does not
+// return before all tasks finish, so the pointer never outlives the borrow it came from.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    #[inline(always)]
+    fn write(self, idx: usize, v: f32) {
+        if idx < self.len {
+            // SAFETY: in bounds (checked); no other task writes this index (see `drive`).
+            unsafe { *self.ptr.add(idx) = v };
+        }
+    }
+}
+
+/// Rows per task: small enough that every thread gets several chunks (load balance), large
+/// enough to amortise the task overhead.
+fn rows_per_task(rows: usize, n_threads: usize, n_tokens: usize) -> usize {
+    if n_threads <= 1 {
+        return rows;
+    }
+    let target_tasks = n_threads * if n_tokens > 1 { 8 } else { 4 };
+    rows.div_ceil(target_tasks).clamp(4, 512)
+}
+
+/// Runs `tiles` over all rows and tokens. `acts` holds `n_tokens` rows of `stride` elements.
+fn drive<A: Sync + 'static>(
+    pool: &Pool,
+    w: &QMatrix,
+    tiles: Tiles<A>,
+    acts: &[A],
+    stride: usize,
+    n_tokens: usize,
+    out: &mut [f32],
+) {
+    let rows = w.rows;
+    let out_ptr = OutPtr { ptr: out.as_mut_ptr(), len: out.len() };
+    let chunk = rows_per_task(rows, pool.n_threads(), n_tokens);
+    let n_tasks = rows.div_ceil(chunk);
+    // Tokens per pass: keep the activations of one pass within ~32 KiB (L1) so they are reused
+    // across all rows of the chunk.
+    let act_bytes = (stride * std::mem::size_of::<A>()).max(1);
+    let token_block = ((32 * 1024) / act_bytes).clamp(4, 64) / 4 * 4;
+    let act_row = |t: usize| acts.get(t * stride..(t + 1) * stride).unwrap_or(&[]);
+    pool.run(n_tasks, &|task| {
+        let r0 = task * chunk;
+        let r1 = (r0 + chunk).min(rows);
+        let mut t0 = 0;
+        while t0 < n_tokens {
+            let t1 = (t0 + token_block).min(n_tokens);
+            for r in r0..r1 {
+                let Some(row) = w.row(r) else { continue };
+                let mut t = t0;
+                if let Some(four) = tiles.four {
+                    while t + 4 <= t1 {
+                        // SAFETY: `tiles` was built for an ISA this CPU supports (see `kernel`).
+                        let v = unsafe { four(row, [act_row(t), act_row(t + 1), act_row(t + 2), act_row(t + 3)]) };
+                        for (k, v) in v.into_iter().enumerate() {
+                            out_ptr.write((t + k) * rows + r, v);
+                        }
+                        t += 4;
+                    }
+                }
+                while t < t1 {
+                    // SAFETY: as above.
+                    let v = unsafe { (tiles.one)(row, act_row(t)) };
+                    out_ptr.write(t * rows + r, v);
+                    t += 1;
+                }
+            }
+            t0 = t1;
+        }
+    });
+}
+
+#[cfg(test)]
+#[path = "matmul_tests.rs"]
+mod tests;
+
+/// Same result as [`matmul`] via dequantize + f32 dot, single-threaded, plain loops: the scalar
+/// reference for tests (activations are *not* quantized, so it also measures that error).
+///
+/// # Errors
+/// As [`matmul`].
+pub fn matmul_reference(w: &QMatrix, x: &[f32], n_tokens: usize, out: &mut [f32]) -> Result<(), KernelError> {
+    let x_len = n_tokens.checked_mul(w.cols).ok_or(KernelError::Overflow { what: "matmul x" })?;
+    let out_len = n_tokens.checked_mul(w.rows).ok_or(KernelError::Overflow { what: "matmul out" })?;
+    check_len("matmul_reference x (n_tokens * cols)", x_len, x.len())?;
+    check_len("matmul_reference out (n_tokens * rows)", out_len, out.len())?;
+    let mut wrow = vec![0.0f32; w.cols];
+    for r in 0..w.rows {
+        w.dequantize_row(r, &mut wrow)?;
+        for t in 0..n_tokens {
+            let xt = &x[t * w.cols..(t + 1) * w.cols];
+            let mut acc = 0.0f64;
+            for (a, b) in wrow.iter().zip(xt) {
+                acc += *a as f64 * *b as f64;
+            }
+            out[t * w.rows + r] = acc as f32;
+        }
+    }
+    Ok(())
+}
