@@ -14,8 +14,8 @@ Produces, in --out-dir:
 
 How the cases are built: each text is tokenized with add_bos=False (the model's tokenizer.ggml.add_bos_token is
 false; llama.cpp inserts no BOS for it), the chat case with special=True (so <|im_start|>/<|im_end|> become single
-control tokens), the others with special=False. Cases after the first are cut to a token budget so that the sum of
-positions over all cases is <= 100; the stored text is the cut text and re-tokenizes to exactly the stored ids.
+control tokens), the others with special=False. Cases may be cut to a token cap so that the sum of
+positions over all cases is <= 100 (caps in CASES); the stored text is the cut text and re-tokenizes to exactly the stored ids.
 
 Greedy continuation: after the teacher-forced eval, GREEDY_TOKENS steps of argmax over llm.scores (no sampler),
 each new token fed back with llm.eval([tok]); stops early after an end-of-generation token (which is kept).
@@ -47,21 +47,17 @@ PROSE_TEXT = (
     "Every evening the keeper climbed the spiral stairs to light the lamp, although no ship had "
     "passed that way in years."
 )
-CODE_TEXT = (
-    "def fibonacci(n):\n"
-    "    a, b = 0, 1\n"
-    "    for _ in range(n):\n"
-    "        a, b = b, a + b\n"
-    "    return a\n"
-)
-MIXED_TEXT = "In 2024, 3.14159 × 1,000 = 3141.59 — café, naïve, Zürich, 東京, 😀!"
+CODE_TEXT = 'def add(a, b):\n    """Return the sum."""\n    return a + b\n'
+# CJK and the emoji are split into byte-level tokens; "ü" and "×" are single tokens.
+MIXED_TEXT = "Zürich, 東京: 3 × 7 = 21 😀"
 
-# (name, text, parse_special). Order matters: the budget is spent in this order.
+# (name, text, parse_special, max positions or None for all). Caps chosen so the total is exactly 100:
+# chat 37 (whole), prose cut to 23, code 19 (whole), mixed 21 (whole).
 CASES = [
-    ("chat", CHAT_TEXT, True),
-    ("prose", PROSE_TEXT, False),
-    ("code", CODE_TEXT, False),
-    ("mixed", MIXED_TEXT, False),
+    ("chat", CHAT_TEXT, True, None),
+    ("prose", PROSE_TEXT, False, 23),
+    ("code", CODE_TEXT, False, 19),
+    ("mixed", MIXED_TEXT, False, 21),
 ]
 
 
@@ -120,12 +116,8 @@ def main():
 
     os.makedirs(args.out_dir, exist_ok=True)
     cases_out = []
-    budget_left = MAX_TOTAL_POSITIONS
-    for idx, (name, text, special) in enumerate(CASES):
-        # Leave at least 16 positions for each case still to come.
-        budget = budget_left - 16 * (len(CASES) - idx - 1)
-        text, ids = cut_to_budget(llm, text, special, budget)
-        budget_left -= len(ids)
+    for name, text, special, cap in CASES:
+        text, ids = cut_to_budget(llm, text, special, cap if cap is not None else MAX_TOTAL_POSITIONS)
 
         llm.reset()
         llm.eval(ids)
@@ -176,6 +168,8 @@ def main():
         f.write("\n")
     total = sum(len(c["ids"]) for c in cases_out)
     print(f"total positions: {total}")
+    if total > MAX_TOTAL_POSITIONS:
+        sys.exit(f"total positions {total} > {MAX_TOTAL_POSITIONS}: lower the caps in CASES")
 
 
 if __name__ == "__main__":
