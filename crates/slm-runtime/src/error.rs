@@ -43,6 +43,10 @@ pub enum RuntimeError {
         key: String,
     },
 
+    /// Reading tokenizer metadata from a GGUF file failed (wrong value type, out of range).
+    #[error("reading tokenizer metadata from GGUF: {0}")]
+    Gguf(#[from] slm_format::GgufError),
+
     /// The Hugging Face `tokenizers` crate reported an error (loading tokenizer.json or encoding).
     #[error("tokenizer error ({context}): {message}")]
     Tokenizers {

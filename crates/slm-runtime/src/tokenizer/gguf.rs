@@ -4,6 +4,7 @@
 //! the metadata was read. Semantics follow llama.cpp's `llama_vocab::impl::load`.
 
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use slm_format::Metadata;
 use tokenizers::models::bpe::{Vocab, BPE};
 
 use super::special::SpecialToken;
@@ -40,6 +41,53 @@ pub struct GgufVocab {
     /// `tokenizer.chat_template`.
     pub chat_template: Option<String>,
 }
+
+impl GgufVocab {
+    /// Reads the `tokenizer.*` keys of a GGUF file. `tokenizer.ggml.model` and
+    /// `tokenizer.ggml.tokens` are required, `tokenizer.ggml.merges` too for `gpt2`; a present key
+    /// of the wrong type is an error.
+    pub fn from_metadata(meta: &Metadata) -> Result<GgufVocab, RuntimeError> {
+        let require = |key: &str| {
+            if meta.contains_key(key) {
+                Ok(())
+            } else {
+                Err(RuntimeError::MissingKey { key: key.to_string() })
+            }
+        };
+        require(KEY_MODEL)?;
+        require(KEY_TOKENS)?;
+        let model = meta.get_str(KEY_MODEL)?.to_string();
+        let merges = if meta.contains_key(KEY_MERGES) {
+            meta.get_str_array(KEY_MERGES)?.to_vec()
+        } else if model == "gpt2" {
+            return Err(RuntimeError::MissingKey { key: KEY_MERGES.to_string() });
+        } else {
+            Vec::new()
+        };
+        let token_types =
+            if meta.contains_key(KEY_TOKEN_TYPE) { Some(meta.get_i32_array(KEY_TOKEN_TYPE)?) } else { None };
+        Ok(GgufVocab {
+            model,
+            pre: meta.get_str_opt("tokenizer.ggml.pre")?.map(str::to_string),
+            tokens: meta.get_str_array(KEY_TOKENS)?.to_vec(),
+            token_types,
+            merges,
+            bos: meta.get_u32_opt("tokenizer.ggml.bos_token_id")?,
+            eos: meta.get_u32_opt("tokenizer.ggml.eos_token_id")?,
+            eot: meta.get_u32_opt("tokenizer.ggml.eot_token_id")?,
+            eom: meta.get_u32_opt("tokenizer.ggml.eom_token_id")?,
+            unk: meta.get_u32_opt("tokenizer.ggml.unknown_token_id")?,
+            pad: meta.get_u32_opt("tokenizer.ggml.padding_token_id")?,
+            add_bos: meta.get_bool_opt("tokenizer.ggml.add_bos_token")?,
+            chat_template: meta.get_str_opt("tokenizer.chat_template")?.map(str::to_string),
+        })
+    }
+}
+
+const KEY_MODEL: &str = "tokenizer.ggml.model";
+const KEY_TOKENS: &str = "tokenizer.ggml.tokens";
+const KEY_TOKEN_TYPE: &str = "tokenizer.ggml.token_type";
+const KEY_MERGES: &str = "tokenizer.ggml.merges";
 
 /// Tokenizer models this crate can build, for messages.
 const SUPPORTED_MODELS: &str = "gpt2 (byte-level BPE)";

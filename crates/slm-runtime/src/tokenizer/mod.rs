@@ -78,6 +78,17 @@ const EOG_TEXTS: &[&str] = &[
     "_<EOT>",
     "<|end_of_text|>",
     "<end_of_utterance>",
+    // Fill-in-the-middle markers (llama.cpp's FIM_PAD / FIM_REP / FIM_SEP lists).
+    "<|fim_pad|>",
+    "<fim-pad>",
+    "<fim_pad>",
+    "<PAD>",
+    "<|fim_repo|>",
+    "<|repo_name|>",
+    "<fim-repo>",
+    "<REPO>",
+    "<reponame>",
+    "<|file_sep|>",
 ];
 
 /// Special token ids of a vocabulary.
@@ -156,6 +167,12 @@ impl Tokenizer {
     /// rejected with [`RuntimeError::UnsupportedTokenizerModel`].
     pub fn from_gguf_vocab(vocab: &GgufVocab) -> Result<Tokenizer, RuntimeError> {
         gguf::build(vocab)
+    }
+
+    /// Builds a tokenizer from the metadata of a GGUF file
+    /// ([`GgufVocab::from_metadata`] + [`Tokenizer::from_gguf_vocab`]).
+    pub fn from_gguf(meta: &slm_format::Metadata) -> Result<Tokenizer, RuntimeError> {
+        gguf::build(&GgufVocab::from_metadata(meta)?)
     }
 
     /// Loads a Hugging Face `tokenizer.json`, plus `tokenizer_config.json` (BOS/EOS, `add_bos_token`,
