@@ -6,6 +6,7 @@
 //! before anything is written, and a transfer never grows past the registry
 //! size. Connect and per-read timeouts make an offline machine fail fast.
 
+use std::fs;
 use std::path::Path;
 
 use crate::config::HubConfig;
@@ -16,6 +17,22 @@ use crate::verify::{CopyError, PartFile};
 
 /// Downloads `url` into `part_path` and, once verified, renames it to `dest`.
 pub(crate) fn fetch(
+    cfg: &HubConfig,
+    url: &str,
+    spec: &ModelSpec,
+    part_path: &Path,
+    dest: &Path,
+    progress: &dyn Progress,
+) -> Result<(), SourceError> {
+    let result = fetch_into_part(cfg, url, spec, part_path, dest, progress);
+    // A failure before the first byte (404, refused, bad headers) leaves no empty .part behind.
+    if result.is_err() && fs::metadata(part_path).is_ok_and(|m| m.len() == 0) {
+        let _ = fs::remove_file(part_path);
+    }
+    result
+}
+
+fn fetch_into_part(
     cfg: &HubConfig,
     url: &str,
     spec: &ModelSpec,
@@ -69,7 +86,7 @@ pub(crate) fn fetch(
                     Some((start, total)) if start == offset && total.is_none_or(|t| t == spec.size) => {}
                     _ => return Err(bad(format!("Content-Range '{range}' does not continue at byte {offset} of {}", spec.size))),
                 }
-                check_declared(url, content_length, spec.size - offset)?;
+                check_declared(url, content_length, spec.size.saturating_sub(offset))?;
             }
             416 if offset > 0 => {
                 progress.message("server rejected the resume range; downloading from the start");

@@ -337,7 +337,7 @@ mod tests {
         assert_eq!(r.models()[0].sources[0].hub_url("h/"), Some("h/a/b/resolve/main/m.gguf".into()));
 
         let cases = [
-            (format!(r#"{{"version":2,"models":[]}}"#), "version"),
+            (r#"{"version":2,"models":[]}"#.to_string(), "version"),
             (format!(r#"{{"version":1,"models":[{}]}}"#, entry("m", "../x.gguf", &sha)), "plain file name"),
             (format!(r#"{{"version":1,"models":[{}]}}"#, entry("m/x", "m.gguf", &sha)), "name or alias"),
             (format!(r#"{{"version":1,"models":[{}]}}"#, entry("M", "m.gguf", &sha)), "lowercase"),
