@@ -15,7 +15,10 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Writes `path` atomically: `f` receives a buffered writer to a temporary file next to `path`;
 /// if `f` succeeds the file is flushed, fsynced and renamed over `path`. On any error the
 /// temporary file is removed and `path` is left untouched.
-pub fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+pub fn write_atomic(
+    path: &Path,
+    f: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     let tmp = temp_path(path)?;
     let result = write_and_rename(&tmp, path, f);
     if result.is_err() {
@@ -32,7 +35,10 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 fn temp_path(path: &Path) -> io::Result<PathBuf> {
     let name = path.file_name().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, format!("{} does not name a file", path.display()))
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} does not name a file", path.display()),
+        )
     })?;
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut tmp_name = std::ffi::OsString::from(".");
@@ -86,7 +92,10 @@ mod tests {
         fs::write(&p, b"old").unwrap();
         write_bytes_atomic(&p, b"new contents").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"new contents");
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("model.gguf")]);
     }
 

@@ -27,7 +27,12 @@ impl<'a> Cursor<'a> {
     }
 
     /// Takes `n` bytes or fails with `UnexpectedEof` naming `what` and `context`.
-    pub(crate) fn take(&mut self, n: u64, what: &'static str, context: &str) -> Result<&'a [u8], GgufError> {
+    pub(crate) fn take(
+        &mut self,
+        n: u64,
+        what: &'static str,
+        context: &str,
+    ) -> Result<&'a [u8], GgufError> {
         let eof = || GgufError::UnexpectedEof {
             offset: self.offset(),
             what,
@@ -42,7 +47,11 @@ impl<'a> Cursor<'a> {
         Ok(bytes)
     }
 
-    fn array<const N: usize>(&mut self, what: &'static str, context: &str) -> Result<[u8; N], GgufError> {
+    fn array<const N: usize>(
+        &mut self,
+        what: &'static str,
+        context: &str,
+    ) -> Result<[u8; N], GgufError> {
         let bytes = self.take(N as u64, what, context)?;
         let mut out = [0u8; N];
         out.copy_from_slice(bytes);
@@ -90,17 +99,32 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads a GGUF string (u64 length + UTF-8 bytes) of at most `max_len` bytes.
-    pub(crate) fn string(&mut self, max_len: u64, what: &'static str, context: &str) -> Result<String, GgufError> {
+    pub(crate) fn string(
+        &mut self,
+        max_len: u64,
+        what: &'static str,
+        context: &str,
+    ) -> Result<String, GgufError> {
         let len_offset = self.offset();
         let len = self.u64("string length", context)?;
         if len > max_len {
-            return Err(GgufError::StringTooLong { what, offset: len_offset, context: context.to_string(), len, max: max_len });
+            return Err(GgufError::StringTooLong {
+                what,
+                offset: len_offset,
+                context: context.to_string(),
+                len,
+                max: max_len,
+            });
         }
         let start = self.offset();
         let bytes = self.take(len, what, context)?;
         match std::str::from_utf8(bytes) {
             Ok(s) => Ok(s.to_owned()),
-            Err(_) => Err(GgufError::InvalidUtf8 { what, offset: start, context: context.to_string() }),
+            Err(_) => Err(GgufError::InvalidUtf8 {
+                what,
+                offset: start,
+                context: context.to_string(),
+            }),
         }
     }
 }
@@ -116,7 +140,12 @@ mod tests {
         assert_eq!(c.u32("x", "t").unwrap(), 1);
         assert_eq!(c.remaining(), 2);
         match c.u32("y", "ctx") {
-            Err(GgufError::UnexpectedEof { offset: 4, needed: 4, remaining: 2, .. }) => {}
+            Err(GgufError::UnexpectedEof {
+                offset: 4,
+                needed: 4,
+                remaining: 2,
+                ..
+            }) => {}
             other => panic!("{other:?}"),
         }
         assert_eq!(c.u16("z", "t").unwrap(), 2);
@@ -127,11 +156,20 @@ mod tests {
     fn string_length_is_checked_before_allocating() {
         let mut data = u64::MAX.to_le_bytes().to_vec();
         data.extend_from_slice(b"abc");
-        assert!(matches!(Cursor::new(&data).string(u64::MAX, "s", "k"), Err(GgufError::UnexpectedEof { .. })));
-        assert!(matches!(Cursor::new(&data).string(10, "s", "k"), Err(GgufError::StringTooLong { .. })));
+        assert!(matches!(
+            Cursor::new(&data).string(u64::MAX, "s", "k"),
+            Err(GgufError::UnexpectedEof { .. })
+        ));
+        assert!(matches!(
+            Cursor::new(&data).string(10, "s", "k"),
+            Err(GgufError::StringTooLong { .. })
+        ));
         let mut ok = 2u64.to_le_bytes().to_vec();
         ok.extend_from_slice(&[0xff, 0xfe]);
-        assert!(matches!(Cursor::new(&ok).string(10, "s", "k"), Err(GgufError::InvalidUtf8 { offset: 8, .. })));
+        assert!(matches!(
+            Cursor::new(&ok).string(10, "s", "k"),
+            Err(GgufError::InvalidUtf8 { offset: 8, .. })
+        ));
     }
 
     #[test]

@@ -201,7 +201,9 @@ pub enum GgufError {
     },
 
     /// `general.alignment` is zero, not a power of two, or too large.
-    #[error("general.alignment = {value} is invalid: it must be a power of two between 1 and {max}")]
+    #[error(
+        "general.alignment = {value} is invalid: it must be a power of two between 1 and {max}"
+    )]
     BadAlignment {
         /// The value found.
         value: u64,
@@ -320,7 +322,9 @@ pub enum GgufError {
     },
 
     /// A tensor handed to the writer whose byte length does not match its dims and type.
-    #[error("tensor `{tensor}` with dims {dims:?} and type {dtype} needs {expected} bytes, got {found}")]
+    #[error(
+        "tensor `{tensor}` with dims {dims:?} and type {dtype} needs {expected} bytes, got {found}"
+    )]
     TensorSizeMismatch {
         /// The tensor.
         tensor: String,
@@ -349,7 +353,10 @@ pub enum GgufError {
 impl GgufError {
     /// Wraps an I/O error with the path it happened on.
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> GgufError {
-        GgufError::Io { path: path.to_path_buf(), source }
+        GgufError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -362,8 +369,14 @@ mod tests {
     #[test]
     fn error_is_send_sync_static_and_readable() {
         assert_send_sync_static::<GgufError>();
-        let e = GgufError::UnknownDtype { tensor: "blk.0.attn_q.weight".into(), id: 99 };
+        let e = GgufError::UnknownDtype {
+            tensor: "blk.0.attn_q.weight".into(),
+            id: 99,
+        };
         let msg = e.to_string();
-        assert!(msg.contains("blk.0.attn_q.weight") && msg.contains("99"), "{msg}");
+        assert!(
+            msg.contains("blk.0.attn_q.weight") && msg.contains("99"),
+            "{msg}"
+        );
     }
 }

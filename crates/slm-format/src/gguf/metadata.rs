@@ -17,11 +17,19 @@ pub struct Metadata {
 }
 
 fn wrong_type(key: &str, expected: &str, found: &Value) -> GgufError {
-    GgufError::WrongType { key: key.to_string(), expected: expected.to_string(), found: found.type_description() }
+    GgufError::WrongType {
+        key: key.to_string(),
+        expected: expected.to_string(),
+        found: found.type_description(),
+    }
 }
 
 fn out_of_range(key: &str, value: impl ToString, target: &'static str) -> GgufError {
-    GgufError::ValueOutOfRange { key: key.to_string(), value: value.to_string(), target }
+    GgufError::ValueOutOfRange {
+        key: key.to_string(),
+        value: value.to_string(),
+        target,
+    }
 }
 
 impl Metadata {
@@ -75,7 +83,10 @@ impl Metadata {
 
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.index.get(key).and_then(|&i| self.entries.get(i)).map(|(_, v)| v)
+        self.index
+            .get(key)
+            .and_then(|&i| self.entries.get(i))
+            .map(|(_, v)| v)
     }
 
     /// All entries in file order.
@@ -94,7 +105,9 @@ impl Metadata {
     }
 
     fn require(&self, key: &str) -> Result<&Value, GgufError> {
-        self.get(key).ok_or_else(|| GgufError::MissingKey { key: key.to_string() })
+        self.get(key).ok_or_else(|| GgufError::MissingKey {
+            key: key.to_string(),
+        })
     }
 
     fn integer(&self, key: &str, expected: &str) -> Result<i128, GgufError> {
@@ -199,7 +212,9 @@ impl Metadata {
         let ints = ints.ok_or_else(|| wrong_type(key, "ARRAY of integers", v))?;
         ints.into_iter()
             .enumerate()
-            .map(|(i, x)| i32::try_from(x).map_err(|_| out_of_range(&format!("{key}[{i}]"), x, "i32")))
+            .map(|(i, x)| {
+                i32::try_from(x).map_err(|_| out_of_range(&format!("{key}[{i}]"), x, "i32"))
+            })
             .collect()
     }
 
@@ -261,10 +276,17 @@ mod tests {
         m.insert("f64ok", Value::F64(0.5)).unwrap();
         m.insert("name", Value::String("llama".into())).unwrap();
         m.insert("flag", Value::Bool(true)).unwrap();
-        m.insert("toks", Value::Array(Array::String(vec!["a".into(), "b".into()]))).unwrap();
-        m.insert("types", Value::Array(Array::U8(vec![1, 2, 3]))).unwrap();
-        m.insert("bigs", Value::Array(Array::U64(vec![1, u64::MAX]))).unwrap();
-        m.insert("scores", Value::Array(Array::F32(vec![0.5, -1.0]))).unwrap();
+        m.insert(
+            "toks",
+            Value::Array(Array::String(vec!["a".into(), "b".into()])),
+        )
+        .unwrap();
+        m.insert("types", Value::Array(Array::U8(vec![1, 2, 3])))
+            .unwrap();
+        m.insert("bigs", Value::Array(Array::U64(vec![1, u64::MAX])))
+            .unwrap();
+        m.insert("scores", Value::Array(Array::F32(vec![0.5, -1.0])))
+            .unwrap();
         m
     }
 
@@ -274,22 +296,42 @@ mod tests {
         assert_eq!(m.get_u32("u8").unwrap(), 7);
         assert_eq!(m.get_u64("u8").unwrap(), 7);
         assert_eq!(m.get_i64("neg").unwrap(), -1);
-        assert!(matches!(m.get_u32("neg"), Err(GgufError::ValueOutOfRange { .. })));
-        assert!(matches!(m.get_u64("neg"), Err(GgufError::ValueOutOfRange { .. })));
+        assert!(matches!(
+            m.get_u32("neg"),
+            Err(GgufError::ValueOutOfRange { .. })
+        ));
+        assert!(matches!(
+            m.get_u64("neg"),
+            Err(GgufError::ValueOutOfRange { .. })
+        ));
         assert_eq!(m.get_u64("big").unwrap(), u64::MAX);
-        assert!(matches!(m.get_u32("big"), Err(GgufError::ValueOutOfRange { .. })));
-        assert!(matches!(m.get_i64("big"), Err(GgufError::ValueOutOfRange { .. })));
+        assert!(matches!(
+            m.get_u32("big"),
+            Err(GgufError::ValueOutOfRange { .. })
+        ));
+        assert!(matches!(
+            m.get_i64("big"),
+            Err(GgufError::ValueOutOfRange { .. })
+        ));
         match m.get_u32("name") {
-            Err(GgufError::WrongType { key, found, .. }) => assert_eq!((key.as_str(), found.as_str()), ("name", "STRING")),
+            Err(GgufError::WrongType { key, found, .. }) => {
+                assert_eq!((key.as_str(), found.as_str()), ("name", "STRING"))
+            }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(m.get_u32("flag"), Err(GgufError::WrongType { .. })));
+        assert!(matches!(
+            m.get_u32("flag"),
+            Err(GgufError::WrongType { .. })
+        ));
     }
 
     #[test]
     fn other_getters() {
         let m = sample();
-        assert!(matches!(m.get_f32("f64"), Err(GgufError::ValueOutOfRange { .. })));
+        assert!(matches!(
+            m.get_f32("f64"),
+            Err(GgufError::ValueOutOfRange { .. })
+        ));
         assert_eq!(m.get_f32("f64ok").unwrap(), 0.5);
         assert!(matches!(m.get_f32("u8"), Err(GgufError::WrongType { .. })));
         assert_eq!(m.get_str("name").unwrap(), "llama");
@@ -305,7 +347,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(m.get_f32_array("scores").unwrap(), [0.5, -1.0]);
-        assert!(matches!(m.get_f32_array("toks"), Err(GgufError::WrongType { .. })));
+        assert!(matches!(
+            m.get_f32_array("toks"),
+            Err(GgufError::WrongType { .. })
+        ));
     }
 
     #[test]
@@ -315,7 +360,10 @@ mod tests {
         assert_eq!(m.get_u32_opt("nope").unwrap(), None);
         assert_eq!(m.get_str_opt("nope").unwrap(), None);
         assert_eq!(m.get_str_opt("name").unwrap(), Some("llama"));
-        assert!(m.get_u32_opt("name").is_err(), "wrong type is an error even for _opt");
+        assert!(
+            m.get_u32_opt("name").is_err(),
+            "wrong type is an error even for _opt"
+        );
         assert_eq!(m.get_bool_opt("flag").unwrap(), Some(true));
         assert_eq!(m.get_f32_opt("f64ok").unwrap(), Some(0.5));
         assert_eq!(m.get_u64_opt("big").unwrap(), Some(u64::MAX));
@@ -324,7 +372,10 @@ mod tests {
     #[test]
     fn order_duplicates_set_remove() {
         let mut m = sample();
-        assert!(matches!(m.insert("u8", Value::U8(1)), Err(GgufError::DuplicateKey { .. })));
+        assert!(matches!(
+            m.insert("u8", Value::U8(1)),
+            Err(GgufError::DuplicateKey { .. })
+        ));
         m.set("u8", Value::U8(9));
         assert_eq!(m.iter().next().unwrap(), ("u8", &Value::U8(9)));
         assert_eq!(m.remove("neg"), Some(Value::I32(-1)));

@@ -18,8 +18,8 @@ use std::path::Path;
 use super::cursor::Cursor;
 use super::error::GgufError;
 use super::limits::{
-    Limits, DEFAULT_ALIGNMENT, MAX_ALIGNMENT, MAX_DIMS, MAX_KEY_LEN, MAX_TENSOR_NAME_LEN, MIN_KV_BYTES,
-    MIN_TENSOR_INFO_BYTES,
+    Limits, DEFAULT_ALIGNMENT, MAX_ALIGNMENT, MAX_DIMS, MAX_KEY_LEN, MAX_TENSOR_NAME_LEN,
+    MIN_KV_BYTES, MIN_TENSOR_INFO_BYTES,
 };
 use super::metadata::Metadata;
 use super::value::{Array, Value, ValueType};
@@ -129,7 +129,10 @@ impl GgufFile {
     /// [`GgufFile::from_bytes`] with custom [`Limits`].
     pub fn from_bytes_with_limits(bytes: Vec<u8>, limits: &Limits) -> Result<GgufFile, GgufError> {
         let header = parse(&bytes, limits)?;
-        Ok(GgufFile { bytes: Bytes::Owned(bytes), header })
+        Ok(GgufFile {
+            bytes: Bytes::Owned(bytes),
+            header,
+        })
     }
 
     /// GGUF version (2 or 3).
@@ -149,7 +152,10 @@ impl GgufFile {
 
     /// The tensor named `name`, if present.
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
-        self.header.index.get(name).and_then(|&i| self.header.tensors.get(i))
+        self.header
+            .index
+            .get(name)
+            .and_then(|&i| self.header.tensors.get(i))
     }
 
     /// The raw bytes of `t` (in its own dtype). `t` must come from this file: bounds were
@@ -202,18 +208,41 @@ fn parse(bytes: &[u8], limits: &Limits) -> Result<Header, GgufError> {
     let counts_offset = c.offset();
     let n_tensors = c.u64("tensor count", "file header")?;
     let n_kv = c.u64("metadata entry count", "file header")?;
-    check_limit(n_tensors, limits.max_tensors, "tensors", counts_offset, "the file header")?;
-    check_limit(n_kv, limits.max_metadata_entries, "metadata entries", counts_offset + 8, "the file header")?;
-    c.check_count_fits(n_kv, MIN_KV_BYTES, "metadata entries", counts_offset + 8, "the file header")?;
+    check_limit(
+        n_tensors,
+        limits.max_tensors,
+        "tensors",
+        counts_offset,
+        "the file header",
+    )?;
+    check_limit(
+        n_kv,
+        limits.max_metadata_entries,
+        "metadata entries",
+        counts_offset + 8,
+        "the file header",
+    )?;
+    c.check_count_fits(
+        n_kv,
+        MIN_KV_BYTES,
+        "metadata entries",
+        counts_offset + 8,
+        "the file header",
+    )?;
     let kv_bytes = n_kv.saturating_mul(MIN_KV_BYTES);
     let tensor_room = c.remaining().saturating_sub(kv_bytes);
-    if n_tensors.checked_mul(MIN_TENSOR_INFO_BYTES).is_none_or(|n| n > tensor_room) {
+    if n_tensors
+        .checked_mul(MIN_TENSOR_INFO_BYTES)
+        .is_none_or(|n| n > tensor_room)
+    {
         return Err(GgufError::CountPastEof {
             what: "tensors",
             offset: counts_offset,
             context: "the file header".to_string(),
             count: n_tensors,
-            needed: n_tensors.saturating_mul(MIN_TENSOR_INFO_BYTES).saturating_add(kv_bytes),
+            needed: n_tensors
+                .saturating_mul(MIN_TENSOR_INFO_BYTES)
+                .saturating_add(kv_bytes),
             remaining: c.remaining(),
         });
     }
@@ -224,16 +253,30 @@ fn parse(bytes: &[u8], limits: &Limits) -> Result<Header, GgufError> {
 
     let header_end = c.offset();
     let file_size = bytes.len() as u64;
-    let data_offset = align_up(header_end, alignment)
-        .ok_or(GgufError::DataPastEof { data_offset: u64::MAX, file_size })?;
+    let data_offset = align_up(header_end, alignment).ok_or(GgufError::DataPastEof {
+        data_offset: u64::MAX,
+        file_size,
+    })?;
     let data_size = match file_size.checked_sub(data_offset) {
         Some(n) => n,
         // A file without tensors may omit the padding after its header.
         None if tensors.is_empty() => 0,
-        None => return Err(GgufError::DataPastEof { data_offset, file_size }),
+        None => {
+            return Err(GgufError::DataPastEof {
+                data_offset,
+                file_size,
+            })
+        }
     };
     check_tensor_ranges(&tensors, data_size)?;
-    Ok(Header { version, metadata, tensors, index, alignment, data_offset })
+    Ok(Header {
+        version,
+        metadata,
+        tensors,
+        index,
+        alignment,
+        data_offset,
+    })
 }
 
 fn read_version(c: &mut Cursor<'_>) -> Result<u32, GgufError> {
@@ -245,16 +288,32 @@ fn read_version(c: &mut Cursor<'_>) -> Result<u32, GgufError> {
             hint: " (GGUF v1 is obsolete: re-convert the model with a current llama.cpp)",
         }),
         // A big-endian file stores a small version byte-swapped: 3 reads as 0x03000000.
-        _ if raw > 0xFFFF && raw.swap_bytes() <= 0xFFFF => {
-            Err(GgufError::BigEndian { raw, version: raw.swap_bytes() })
-        }
-        _ => Err(GgufError::UnsupportedVersion { version: raw, hint: "" }),
+        _ if raw > 0xFFFF && raw.swap_bytes() <= 0xFFFF => Err(GgufError::BigEndian {
+            raw,
+            version: raw.swap_bytes(),
+        }),
+        _ => Err(GgufError::UnsupportedVersion {
+            version: raw,
+            hint: "",
+        }),
     }
 }
 
-fn check_limit(count: u64, max: u64, what: &'static str, offset: u64, context: &str) -> Result<(), GgufError> {
+fn check_limit(
+    count: u64,
+    max: u64,
+    what: &'static str,
+    offset: u64,
+    context: &str,
+) -> Result<(), GgufError> {
     if count > max {
-        return Err(GgufError::TooMany { what, offset, context: context.to_string(), count, max });
+        return Err(GgufError::TooMany {
+            what,
+            offset,
+            context: context.to_string(),
+            count,
+            max,
+        });
     }
     Ok(())
 }
@@ -265,23 +324,37 @@ fn read_metadata(c: &mut Cursor<'_>, n_kv: u64, limits: &Limits) -> Result<Metad
         let key_offset = c.offset();
         let key = c.string(MAX_KEY_LEN, "metadata key", &format!("metadata entry #{i}"))?;
         if key.is_empty() {
-            return Err(GgufError::EmptyName { what: "metadata key", offset: key_offset });
+            return Err(GgufError::EmptyName {
+                what: "metadata key",
+                offset: key_offset,
+            });
         }
         let context = format!("metadata key `{key}`");
         let type_offset = c.offset();
         let type_id = c.u32("value type", &context)?;
-        let ty = ValueType::from_id(type_id)
-            .ok_or(GgufError::UnknownValueType { offset: type_offset, context: context.clone(), id: type_id })?;
+        let ty = ValueType::from_id(type_id).ok_or(GgufError::UnknownValueType {
+            offset: type_offset,
+            context: context.clone(),
+            id: type_id,
+        })?;
         let value = read_value(c, ty, &context, limits)?;
         if metadata.contains_key(&key) {
-            return Err(GgufError::DuplicateKey { key, offset: key_offset });
+            return Err(GgufError::DuplicateKey {
+                key,
+                offset: key_offset,
+            });
         }
         metadata.insert(key, value)?;
     }
     Ok(metadata)
 }
 
-fn read_value(c: &mut Cursor<'_>, ty: ValueType, context: &str, limits: &Limits) -> Result<Value, GgufError> {
+fn read_value(
+    c: &mut Cursor<'_>,
+    ty: ValueType,
+    context: &str,
+    limits: &Limits,
+) -> Result<Value, GgufError> {
     Ok(match ty {
         ValueType::U8 => Value::U8(c.u8("UINT8 value", context)?),
         ValueType::I8 => Value::I8(c.u8("INT8 value", context)? as i8),
@@ -291,7 +364,9 @@ fn read_value(c: &mut Cursor<'_>, ty: ValueType, context: &str, limits: &Limits)
         ValueType::I32 => Value::I32(c.u32("INT32 value", context)? as i32),
         ValueType::F32 => Value::F32(f32::from_bits(c.u32("FLOAT32 value", context)?)),
         ValueType::Bool => Value::Bool(read_bool(c, context)?),
-        ValueType::String => Value::String(c.string(limits.max_string_len, "string value", context)?),
+        ValueType::String => {
+            Value::String(c.string(limits.max_string_len, "string value", context)?)
+        }
         ValueType::Array => Value::Array(read_array(c, context, limits, 1)?),
         ValueType::U64 => Value::U64(c.u64("UINT64 value", context)?),
         ValueType::I64 => Value::I64(c.u64("INT64 value", context)? as i64),
@@ -304,7 +379,11 @@ fn read_bool(c: &mut Cursor<'_>, context: &str) -> Result<bool, GgufError> {
     match c.u8("BOOL value", context)? {
         0 => Ok(false),
         1 => Ok(true),
-        byte => Err(GgufError::InvalidBool { offset, context: context.to_string(), byte }),
+        byte => Err(GgufError::InvalidBool {
+            offset,
+            context: context.to_string(),
+            byte,
+        }),
     }
 }
 
@@ -328,19 +407,43 @@ fn read_fixed<const N: usize, T>(
 }
 
 /// Reads an array whose nesting level is `depth` (1 for an array directly under a key).
-fn read_array(c: &mut Cursor<'_>, context: &str, limits: &Limits, depth: u32) -> Result<Array, GgufError> {
+fn read_array(
+    c: &mut Cursor<'_>,
+    context: &str,
+    limits: &Limits,
+    depth: u32,
+) -> Result<Array, GgufError> {
     let start = c.offset();
     if depth > limits.max_array_depth {
-        return Err(GgufError::ArrayTooDeep { offset: start, context: context.to_string(), max: limits.max_array_depth });
+        return Err(GgufError::ArrayTooDeep {
+            offset: start,
+            context: context.to_string(),
+            max: limits.max_array_depth,
+        });
     }
     let elem_id = c.u32("array element type", context)?;
-    let elem = ValueType::from_id(elem_id)
-        .ok_or(GgufError::UnknownValueType { offset: start, context: context.to_string(), id: elem_id })?;
+    let elem = ValueType::from_id(elem_id).ok_or(GgufError::UnknownValueType {
+        offset: start,
+        context: context.to_string(),
+        id: elem_id,
+    })?;
     let count_offset = c.offset();
     let count = c.u64("array length", context)?;
-    check_limit(count, limits.max_array_len, "array elements", count_offset, context)?;
+    check_limit(
+        count,
+        limits.max_array_len,
+        "array elements",
+        count_offset,
+        context,
+    )?;
     // The check that makes a tiny file unable to request a huge allocation.
-    c.check_count_fits(count, elem.min_encoded_size(), "array elements", count_offset, context)?;
+    c.check_count_fits(
+        count,
+        elem.min_encoded_size(),
+        "array elements",
+        count_offset,
+        context,
+    )?;
     Ok(match elem {
         ValueType::U8 => Array::U8(read_fixed(c, count, context, |[b]| b)?),
         ValueType::I8 => Array::I8(read_fixed(c, count, context, |[b]| b as i8)?),
@@ -394,7 +497,10 @@ fn read_alignment(metadata: &Metadata) -> Result<u64, GgufError> {
 /// Checks an alignment value: a power of two in `1..=MAX_ALIGNMENT`.
 pub(crate) fn validate_alignment(value: u64) -> Result<u64, GgufError> {
     if value == 0 || !value.is_power_of_two() || value > MAX_ALIGNMENT {
-        return Err(GgufError::BadAlignment { value, max: MAX_ALIGNMENT });
+        return Err(GgufError::BadAlignment {
+            value,
+            max: MAX_ALIGNMENT,
+        });
     }
     Ok(value)
 }
@@ -432,14 +538,25 @@ fn read_tensor_infos(
 
 fn read_tensor_info(c: &mut Cursor<'_>, i: u64, alignment: u64) -> Result<TensorInfo, GgufError> {
     let name_offset = c.offset();
-    let name = c.string(MAX_TENSOR_NAME_LEN, "tensor name", &format!("tensor info #{i}"))?;
+    let name = c.string(
+        MAX_TENSOR_NAME_LEN,
+        "tensor name",
+        &format!("tensor info #{i}"),
+    )?;
     if name.is_empty() {
-        return Err(GgufError::EmptyName { what: "tensor name", offset: name_offset });
+        return Err(GgufError::EmptyName {
+            what: "tensor name",
+            offset: name_offset,
+        });
     }
     let context = format!("tensor `{name}`");
     let n_dims = c.u32("dimension count", &context)?;
     if n_dims == 0 || n_dims > MAX_DIMS {
-        return Err(GgufError::BadDimCount { tensor: name, n_dims, max: MAX_DIMS });
+        return Err(GgufError::BadDimCount {
+            tensor: name,
+            n_dims,
+            max: MAX_DIMS,
+        });
     }
     let mut dims = Vec::with_capacity(n_dims as usize);
     for _ in 0..n_dims {
@@ -447,35 +564,74 @@ fn read_tensor_info(c: &mut Cursor<'_>, i: u64, alignment: u64) -> Result<Tensor
     }
     let type_id = c.u32("ggml type", &context)?;
     let offset = c.u64("data offset", &context)?;
-    let dtype = GgmlType::from_id(type_id).ok_or(GgufError::UnknownDtype { tensor: name.clone(), id: type_id })?;
+    let dtype = GgmlType::from_id(type_id).ok_or(GgufError::UnknownDtype {
+        tensor: name.clone(),
+        id: type_id,
+    })?;
     let (n_elements, n_bytes) = tensor_size(&name, &dims, dtype)?;
     if offset % alignment != 0 {
-        return Err(GgufError::MisalignedOffset { tensor: name, offset, alignment });
+        return Err(GgufError::MisalignedOffset {
+            tensor: name,
+            offset,
+            alignment,
+        });
     }
-    Ok(TensorInfo { name, dims, dtype, offset, n_elements, n_bytes })
+    Ok(TensorInfo {
+        name,
+        dims,
+        dtype,
+        offset,
+        n_elements,
+        n_bytes,
+    })
 }
 
 /// Validates a shape for `dtype` and returns `(n_elements, n_bytes)`.
-pub(crate) fn tensor_size(name: &str, dims: &[u64], dtype: GgmlType) -> Result<(u64, u64), GgufError> {
+pub(crate) fn tensor_size(
+    name: &str,
+    dims: &[u64],
+    dtype: GgmlType,
+) -> Result<(u64, u64), GgufError> {
     if dims.is_empty() || dims.len() > MAX_DIMS as usize {
-        return Err(GgufError::BadDimCount { tensor: name.to_string(), n_dims: dims.len() as u32, max: MAX_DIMS });
+        return Err(GgufError::BadDimCount {
+            tensor: name.to_string(),
+            n_dims: dims.len() as u32,
+            max: MAX_DIMS,
+        });
     }
     if let Some(index) = dims.iter().position(|&d| d == 0) {
-        return Err(GgufError::ZeroDim { tensor: name.to_string(), index, dims: dims.to_vec() });
+        return Err(GgufError::ZeroDim {
+            tensor: name.to_string(),
+            index,
+            dims: dims.to_vec(),
+        });
     }
     let block = dtype.block_size() as u64;
     let row = dims.first().copied().unwrap_or(1);
     if row % block != 0 {
-        return Err(GgufError::RowNotMultipleOfBlock { tensor: name.to_string(), row, dims: dims.to_vec(), dtype, block });
+        return Err(GgufError::RowNotMultipleOfBlock {
+            tensor: name.to_string(),
+            row,
+            dims: dims.to_vec(),
+            dtype,
+            block,
+        });
     }
-    let overflow = || GgufError::ShapeOverflow { tensor: name.to_string(), dims: dims.to_vec(), dtype };
+    let overflow = || GgufError::ShapeOverflow {
+        tensor: name.to_string(),
+        dims: dims.to_vec(),
+        dtype,
+    };
     // ggml stores element counts as int64_t, so the count must fit there too.
     let n_elements = dims
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d))
         .filter(|&n| n <= i64::MAX as u64)
         .ok_or_else(overflow)?;
-    let n_bytes = dtype.bytes_for(dims).filter(|&n| n <= i64::MAX as u64).ok_or_else(overflow)?;
+    let n_bytes = dtype
+        .bytes_for(dims)
+        .filter(|&n| n <= i64::MAX as u64)
+        .ok_or_else(overflow)?;
     Ok((n_elements, n_bytes))
 }
 
@@ -483,9 +639,16 @@ pub(crate) fn tensor_size(name: &str, dims: &[u64], dtype: GgmlType) -> Result<(
 fn check_tensor_ranges(tensors: &[TensorInfo], data_size: u64) -> Result<(), GgufError> {
     let mut ranges = Vec::with_capacity(tensors.len());
     for t in tensors {
-        let end = t.offset.checked_add(t.n_bytes).filter(|&e| e <= data_size).ok_or_else(|| {
-            GgufError::TensorOutOfBounds { tensor: t.name.clone(), offset: t.offset, n_bytes: t.n_bytes, data_size }
-        })?;
+        let end = t
+            .offset
+            .checked_add(t.n_bytes)
+            .filter(|&e| e <= data_size)
+            .ok_or_else(|| GgufError::TensorOutOfBounds {
+                tensor: t.name.clone(),
+                offset: t.offset,
+                n_bytes: t.n_bytes,
+                data_size,
+            })?;
         ranges.push((t.offset, end, t.name.as_str()));
     }
     ranges.sort_unstable();

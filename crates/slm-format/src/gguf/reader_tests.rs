@@ -6,10 +6,13 @@ use crate::gguf::writer::GgufWriter;
 /// A small valid file: two metadata entries, two tensors (F32 and Q8_0).
 fn small_file() -> Vec<u8> {
     let mut w = GgufWriter::new();
-    w.add_string("general.architecture", "llama").add_u32("llama.block_count", 2);
+    w.add_string("general.architecture", "llama")
+        .add_u32("llama.block_count", 2);
     w.add_str_array("tokenizer.ggml.tokens", &["<s>", "</s>", "hi"]);
-    w.add_tensor_f32("a", &[3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
-    w.add_tensor("b", &[32], GgmlType::Q8_0, vec![7u8; 34]).unwrap();
+    w.add_tensor_f32("a", &[3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+        .unwrap();
+    w.add_tensor("b", &[32], GgmlType::Q8_0, vec![7u8; 34])
+        .unwrap();
     w.to_bytes().unwrap()
 }
 
@@ -33,13 +36,31 @@ fn reads_what_the_writer_wrote() {
     assert_eq!(f.version(), 3);
     assert_eq!(f.alignment(), 32);
     assert_eq!(f.data_offset() % 32, 0);
-    assert_eq!(f.metadata().get_str("general.architecture").unwrap(), "llama");
+    assert_eq!(
+        f.metadata().get_str("general.architecture").unwrap(),
+        "llama"
+    );
     assert_eq!(f.metadata().get_u32("llama.block_count").unwrap(), 2);
-    assert_eq!(f.metadata().get_str_array("tokenizer.ggml.tokens").unwrap().len(), 3);
+    assert_eq!(
+        f.metadata()
+            .get_str_array("tokenizer.ggml.tokens")
+            .unwrap()
+            .len(),
+        3
+    );
     let names: Vec<_> = f.tensors().iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
     let a = f.tensor("a").unwrap();
-    assert_eq!((a.dims.as_slice(), a.dtype, a.n_elements, a.n_bytes, a.offset), (&[3, 2][..], GgmlType::F32, 6, 24, 0));
+    assert_eq!(
+        (
+            a.dims.as_slice(),
+            a.dtype,
+            a.n_elements,
+            a.n_bytes,
+            a.offset
+        ),
+        (&[3, 2][..], GgmlType::F32, 6, 24, 0)
+    );
     assert_eq!(&f.tensor_data(a)[4..8], &2.0f32.to_le_bytes());
     let b = f.tensor("b").unwrap();
     assert_eq!((b.offset, b.n_bytes), (32, 34));
@@ -65,8 +86,14 @@ fn open_maps_a_file() {
     assert_eq!(f.tensor_data(f.tensor("b").unwrap()), &[7u8; 34][..]);
     let empty = dir.path().join("empty.gguf");
     std::fs::write(&empty, b"").unwrap();
-    assert!(matches!(GgufFile::open(&empty), Err(GgufError::UnexpectedEof { .. })));
-    assert!(matches!(GgufFile::open(&dir.path().join("nope")), Err(GgufError::Io { .. })));
+    assert!(matches!(
+        GgufFile::open(&empty),
+        Err(GgufError::UnexpectedEof { .. })
+    ));
+    assert!(matches!(
+        GgufFile::open(&dir.path().join("nope")),
+        Err(GgufError::Io { .. })
+    ));
 }
 
 #[test]
@@ -74,7 +101,13 @@ fn version_two_is_accepted_and_versions_are_checked() {
     let mut v2 = small_file();
     v2[4..8].copy_from_slice(&2u32.to_le_bytes());
     assert_eq!(GgufFile::from_bytes(v2).unwrap().version(), 2);
-    for (v, big_endian) in [(1u32, false), (0, false), (4, false), (0x0300_0000, true), (0x0200_0000, true)] {
+    for (v, big_endian) in [
+        (1u32, false),
+        (0, false),
+        (4, false),
+        (0x0300_0000, true),
+        (0x0200_0000, true),
+    ] {
         let err = GgufFile::from_bytes(header(v, 0, 0)).unwrap_err();
         match (big_endian, &err) {
             (false, GgufError::UnsupportedVersion { version, .. }) => assert_eq!(*version, v),
@@ -87,12 +120,22 @@ fn version_two_is_accepted_and_versions_are_checked() {
 #[test]
 fn empty_file_without_tensors_or_padding_is_valid() {
     let f = GgufFile::from_bytes(header(3, 0, 0)).unwrap();
-    assert_eq!((f.tensors().len(), f.metadata().len(), f.data_offset()), (0, 0, 32));
+    assert_eq!(
+        (f.tensors().len(), f.metadata().len(), f.data_offset()),
+        (0, 0, 32)
+    );
 }
 
 #[test]
 fn alignment_is_validated() {
-    for (a, ok) in [(1u32, true), (64, true), (1 << 20, true), (0, false), (48, false), (1 << 21, false)] {
+    for (a, ok) in [
+        (1u32, true),
+        (64, true),
+        (1 << 20, true),
+        (0, false),
+        (48, false),
+        (1 << 21, false),
+    ] {
         let mut b = header(3, 0, 1);
         put_str(&mut b, ALIGNMENT_KEY);
         b.extend_from_slice(&4u32.to_le_bytes());
@@ -109,25 +152,49 @@ fn alignment_is_validated() {
     put_str(&mut b, ALIGNMENT_KEY);
     b.extend_from_slice(&5u32.to_le_bytes());
     b.extend_from_slice(&32i32.to_le_bytes());
-    assert!(matches!(GgufFile::from_bytes(b), Err(GgufError::WrongType { .. })));
+    assert!(matches!(
+        GgufFile::from_bytes(b),
+        Err(GgufError::WrongType { .. })
+    ));
 }
 
 #[test]
 fn tensor_size_checks() {
-    assert_eq!(tensor_size("t", &[32, 3], GgmlType::Q4_1).unwrap(), (96, 60));
-    assert!(matches!(tensor_size("t", &[], GgmlType::F32), Err(GgufError::BadDimCount { .. })));
-    assert!(matches!(tensor_size("t", &[1; 5], GgmlType::F32), Err(GgufError::BadDimCount { .. })));
-    assert!(matches!(tensor_size("t", &[4, 0], GgmlType::F32), Err(GgufError::ZeroDim { index: 1, .. })));
-    assert!(matches!(tensor_size("t", &[33], GgmlType::Q8_0), Err(GgufError::RowNotMultipleOfBlock { .. })));
+    assert_eq!(
+        tensor_size("t", &[32, 3], GgmlType::Q4_1).unwrap(),
+        (96, 60)
+    );
+    assert!(matches!(
+        tensor_size("t", &[], GgmlType::F32),
+        Err(GgufError::BadDimCount { .. })
+    ));
+    assert!(matches!(
+        tensor_size("t", &[1; 5], GgmlType::F32),
+        Err(GgufError::BadDimCount { .. })
+    ));
+    assert!(matches!(
+        tensor_size("t", &[4, 0], GgmlType::F32),
+        Err(GgufError::ZeroDim { index: 1, .. })
+    ));
+    assert!(matches!(
+        tensor_size("t", &[33], GgmlType::Q8_0),
+        Err(GgufError::RowNotMultipleOfBlock { .. })
+    ));
     // llama.cpp issue #27203: ne = (INT64_MAX, 2) with I8.
-    assert!(matches!(tensor_size("t", &[i64::MAX as u64, 2], GgmlType::I8), Err(GgufError::ShapeOverflow { .. })));
+    assert!(matches!(
+        tensor_size("t", &[i64::MAX as u64, 2], GgmlType::I8),
+        Err(GgufError::ShapeOverflow { .. })
+    ));
     // Issue #26978: ne = [4, 2^30-1, 2^30+1, 1] F32 wraps after padding in C.
     assert!(matches!(
         tensor_size("t", &[4, (1 << 30) - 1, (1 << 30) + 1, 1], GgmlType::F32),
         Err(GgufError::ShapeOverflow { .. })
     ));
     // Element count fits but bytes do not: I64 with 2^61 elements.
-    assert!(matches!(tensor_size("t", &[1 << 61], GgmlType::I64), Err(GgufError::ShapeOverflow { .. })));
+    assert!(matches!(
+        tensor_size("t", &[1 << 61], GgmlType::I64),
+        Err(GgufError::ShapeOverflow { .. })
+    ));
 }
 
 #[test]

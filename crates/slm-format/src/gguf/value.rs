@@ -94,8 +94,8 @@ impl ValueType {
             U16 | I16 => 2,
             U32 | I32 | F32 => 4,
             U64 | I64 | F64 => 8,
-            String => 8,     // the length prefix of an empty string
-            Array => 4 + 8,  // element type + count of an empty array
+            String => 8,    // the length prefix of an empty string
+            Array => 4 + 8, // element type + count of an empty array
         }
     }
 }
@@ -376,23 +376,40 @@ mod tests {
         let tokens = Value::Array(Array::String(vec!["a".to_string(); 49152]));
         assert_eq!(tokens.to_string(), "[STRING; 49152 items]");
         assert_eq!(Value::Array(Array::I32(vec![1, -2])).to_string(), "[1, -2]");
-        let nested = Value::Array(Array::Array(vec![Array::U8(vec![1]), Array::Bool(vec![true])]));
+        let nested = Value::Array(Array::Array(vec![
+            Array::U8(vec![1]),
+            Array::Bool(vec![true]),
+        ]));
         assert_eq!(nested.to_string(), "[[1], [true]]");
-        assert_eq!(Value::String("hi \"x\"".into()).to_string(), "\"hi \\\"x\\\"\"");
+        assert_eq!(
+            Value::String("hi \"x\"".into()).to_string(),
+            "\"hi \\\"x\\\"\""
+        );
         let long = Value::String("é".repeat(100));
         let short = long.to_string();
         assert!(short.ends_with("… (200 bytes)"), "{short}");
         assert_eq!(format!("{long:#}").chars().count(), 102);
-        assert_eq!(format!("{:#}", Value::Array(Array::U8(vec![0; 9]))).matches(", ").count(), 8);
+        assert_eq!(
+            format!("{:#}", Value::Array(Array::U8(vec![0; 9])))
+                .matches(", ")
+                .count(),
+            8
+        );
     }
 
     #[test]
     fn type_names_and_integers() {
         assert_eq!(Value::U32(1).type_name(), "UINT32");
-        assert_eq!(Value::Array(Array::F32(vec![])).type_description(), "ARRAY[FLOAT32]");
+        assert_eq!(
+            Value::Array(Array::F32(vec![])).type_description(),
+            "ARRAY[FLOAT32]"
+        );
         assert_eq!(Value::I64(-5).as_integer(), Some(-5));
         assert_eq!(Value::F32(1.0).as_integer(), None);
-        assert_eq!(Array::U64(vec![u64::MAX]).integers(), Some(vec![u64::MAX as i128]));
+        assert_eq!(
+            Array::U64(vec![u64::MAX]).integers(),
+            Some(vec![u64::MAX as i128])
+        );
         assert_eq!(Array::String(vec![]).integers(), None);
     }
 }

@@ -127,7 +127,10 @@ impl GgufWriter {
 
     /// Sets an `ARRAY[STRING]`.
     pub fn add_str_array<S: AsRef<str>>(&mut self, key: impl Into<String>, v: &[S]) -> &mut Self {
-        self.add_array(key, Array::String(v.iter().map(|s| s.as_ref().to_string()).collect()))
+        self.add_array(
+            key,
+            Array::String(v.iter().map(|s| s.as_ref().to_string()).collect()),
+        )
     }
 
     /// Sets an `ARRAY[FLOAT32]`.
@@ -162,11 +165,18 @@ impl GgufWriter {
     ) -> Result<&mut Self, GgufError> {
         let name = name.into();
         if name.is_empty() {
-            return Err(GgufError::EmptyName { what: "tensor name", offset: 0 });
+            return Err(GgufError::EmptyName {
+                what: "tensor name",
+                offset: 0,
+            });
         }
         if name.len() > MAX_WRITER_TENSOR_NAME_LEN {
             let len = name.len();
-            return Err(GgufError::NameTooLong { name, len, max: MAX_WRITER_TENSOR_NAME_LEN });
+            return Err(GgufError::NameTooLong {
+                name,
+                len,
+                max: MAX_WRITER_TENSOR_NAME_LEN,
+            });
         }
         if self.names.contains(&name) {
             return Err(GgufError::DuplicateTensor { name });
@@ -183,12 +193,22 @@ impl GgufWriter {
             });
         }
         self.names.insert(name.clone());
-        self.tensors.push(PendingTensor { name, dims: dims.to_vec(), dtype, data });
+        self.tensors.push(PendingTensor {
+            name,
+            dims: dims.to_vec(),
+            dtype,
+            data,
+        });
         Ok(self)
     }
 
     /// Adds an `F32` tensor from values.
-    pub fn add_tensor_f32(&mut self, name: impl Into<String>, dims: &[u64], values: &[f32]) -> Result<&mut Self, GgufError> {
+    pub fn add_tensor_f32(
+        &mut self,
+        name: impl Into<String>,
+        dims: &[u64],
+        values: &[f32],
+    ) -> Result<&mut Self, GgufError> {
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.add_tensor(name, dims, GgmlType::F32, bytes)
     }
@@ -211,20 +231,30 @@ impl GgufWriter {
         let limits = Limits::default();
         let alignment = self.alignment()?;
         if self.metadata.len() as u64 > limits.max_metadata_entries {
-            return Err(too_many("metadata entries", self.metadata.len(), limits.max_metadata_entries));
+            return Err(too_many(
+                "metadata entries",
+                self.metadata.len(),
+                limits.max_metadata_entries,
+            ));
         }
         if self.tensors.len() as u64 > limits.max_tensors {
             return Err(too_many("tensors", self.tensors.len(), limits.max_tensors));
         }
         for (key, value) in self.metadata.iter() {
             if key.is_empty() {
-                return Err(GgufError::EmptyName { what: "metadata key", offset: 0 });
+                return Err(GgufError::EmptyName {
+                    what: "metadata key",
+                    offset: 0,
+                });
             }
             if key.len() as u64 > MAX_KEY_LEN {
                 return Err(GgufError::StringTooLong {
                     what: "metadata key",
                     offset: 0,
-                    context: format!("metadata key `{}…`", key.chars().take(40).collect::<String>()),
+                    context: format!(
+                        "metadata key `{}…`",
+                        key.chars().take(40).collect::<String>()
+                    ),
                     len: key.len() as u64,
                     max: MAX_KEY_LEN,
                 });
@@ -238,7 +268,8 @@ impl GgufWriter {
     pub fn write_to(&self, out: &mut dyn Write) -> Result<(), GgufError> {
         let alignment = self.validate()?;
         let stream = Path::new("<output stream>");
-        self.write_unchecked(out, alignment).map_err(|e| io_err(stream, e))
+        self.write_unchecked(out, alignment)
+            .map_err(|e| io_err(stream, e))
     }
 
     /// The file as bytes.
@@ -293,16 +324,28 @@ impl GgufWriter {
 }
 
 fn too_many(what: &'static str, count: usize, max: u64) -> GgufError {
-    GgufError::TooMany { what, offset: 0, context: "the writer".to_string(), count: count as u64, max }
+    GgufError::TooMany {
+        what,
+        offset: 0,
+        context: "the writer".to_string(),
+        count: count as u64,
+        max,
+    }
 }
 
 fn overflow_io() -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidInput, "GGUF layout size overflows u64")
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        "GGUF layout size overflows u64",
+    )
 }
 
 /// `offset + len` rounded up to the alignment.
 fn padded_end(offset: u64, len: u64, alignment: u64) -> std::io::Result<u64> {
-    offset.checked_add(len).and_then(|e| align_up(e, alignment)).ok_or_else(overflow_io)
+    offset
+        .checked_add(len)
+        .and_then(|e| align_up(e, alignment))
+        .ok_or_else(overflow_io)
 }
 
 fn pad(buf: &mut Vec<u8>, len: u64, alignment: u64) -> std::io::Result<()> {
@@ -384,7 +427,11 @@ fn check_string(key: &str, s: &str, limits: &Limits) -> Result<(), GgufError> {
 fn validate_array(key: &str, a: &Array, limits: &Limits, depth: u32) -> Result<(), GgufError> {
     let context = || format!("metadata key `{key}`");
     if depth > limits.max_array_depth {
-        return Err(GgufError::ArrayTooDeep { offset: 0, context: context(), max: limits.max_array_depth });
+        return Err(GgufError::ArrayTooDeep {
+            offset: 0,
+            context: context(),
+            max: limits.max_array_depth,
+        });
     }
     if a.len() as u64 > limits.max_array_len {
         return Err(GgufError::TooMany {
@@ -397,7 +444,9 @@ fn validate_array(key: &str, a: &Array, limits: &Limits, depth: u32) -> Result<(
     }
     match a {
         Array::String(v) => v.iter().try_for_each(|s| check_string(key, s, limits)),
-        Array::Array(v) => v.iter().try_for_each(|inner| validate_array(key, inner, limits, depth + 1)),
+        Array::Array(v) => v
+            .iter()
+            .try_for_each(|inner| validate_array(key, inner, limits, depth + 1)),
         _ => Ok(()),
     }
 }
