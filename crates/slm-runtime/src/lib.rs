@@ -7,8 +7,10 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod chat_template;
 pub mod error;
 pub mod tokenizer;
 
+pub use chat_template::{ChatMessage, ChatTemplate, RenderedPrompt};
 pub use error::RuntimeError;
 pub use tokenizer::{GgufVocab, TokenDecoder, TokenKind, Tokenizer};

@@ -72,6 +72,11 @@ fn token_ids_match_llama_cpp() {
     assert_eq!(tok.eos_id(), Some(g.eos));
     assert_eq!(tok.add_bos(), g.add_bos);
     assert_eq!(tok.eos_ids(), g.eog.as_slice(), "end-of-generation ids differ from llama_vocab_is_eog");
+    assert_eq!(
+        tok.chat_template(),
+        Some(include_str!("fixtures/smollm2_chat_template.jinja")),
+        "the fixture must be the model's tokenizer.chat_template"
+    );
 
     let mut failures = Vec::new();
     for case in &g.cases {

@@ -234,8 +234,25 @@ impl Tokenizer {
     /// ids — use it for text rendered by a chat template. With it off, they are tokenized as plain
     /// text, so user-supplied text cannot inject control tokens.
     pub fn encode(&self, text: &str, parse_special: bool) -> Result<Vec<u32>, RuntimeError> {
+        self.encode_partitioned(text, parse_special, &[])
+    }
+
+    /// Tokenizes a rendered chat prompt: control tokens are parsed (as with
+    /// `parse_special = true`) except where they overlap a `protected` byte range — the message
+    /// contents (see `ChatTemplate::render_prompt`) — so a user who types `<|im_end|>` gets text,
+    /// not a turn boundary. Tokens are otherwise identical to [`encode`](Self::encode).
+    pub fn encode_protected(&self, text: &str, protected: &[std::ops::Range<usize>]) -> Result<Vec<u32>, RuntimeError> {
+        self.encode_partitioned(text, true, protected)
+    }
+
+    fn encode_partitioned(
+        &self,
+        text: &str,
+        parse_special: bool,
+        protected: &[std::ops::Range<usize>],
+    ) -> Result<Vec<u32>, RuntimeError> {
         let mut out = Vec::with_capacity(text.len() / 3 + 1);
-        for fragment in special::partition(text, &self.specials, parse_special) {
+        for fragment in special::partition(text, &self.specials, parse_special, protected) {
             match fragment {
                 Fragment::Token(id) => out.push(id),
                 Fragment::Text(range) => {

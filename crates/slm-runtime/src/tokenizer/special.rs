@@ -39,8 +39,14 @@ pub(crate) fn sort_specials(specials: &mut Vec<SpecialToken>) {
     specials.sort_by(|a, b| b.content.len().cmp(&a.content.len()).then(a.id.cmp(&b.id)));
 }
 
-/// Splits `text` into fragments. `specials` must be sorted by [`sort_specials`].
-pub(crate) fn partition(text: &str, specials: &[SpecialToken], parse_special: bool) -> Vec<Fragment> {
+/// Splits `text` into fragments. `specials` must be sorted by [`sort_specials`]. Control-token
+/// matches that overlap a `protected` byte range (text that came from a user) are left as text.
+pub(crate) fn partition(
+    text: &str,
+    specials: &[SpecialToken],
+    parse_special: bool,
+    protected: &[Range<usize>],
+) -> Vec<Fragment> {
     let mut fragments = Vec::new();
     if text.is_empty() {
         return fragments;
@@ -54,7 +60,7 @@ pub(crate) fn partition(text: &str, specials: &[SpecialToken], parse_special: bo
         let mut next = Vec::with_capacity(fragments.len() + 2);
         for fragment in fragments {
             match fragment {
-                Fragment::Text(range) => split_fragment(text, range, special, &mut next),
+                Fragment::Text(range) => split_fragment(text, range, special, protected, &mut next),
                 token => next.push(token),
             }
         }
@@ -64,7 +70,13 @@ pub(crate) fn partition(text: &str, specials: &[SpecialToken], parse_special: bo
 }
 
 /// Splits one text fragment on every occurrence of `special`, pushing the pieces to `out`.
-fn split_fragment(text: &str, range: Range<usize>, special: &SpecialToken, out: &mut Vec<Fragment>) {
+fn split_fragment(
+    text: &str,
+    range: Range<usize>,
+    special: &SpecialToken,
+    protected: &[Range<usize>],
+    out: &mut Vec<Fragment>,
+) {
     let Some(slice) = text.get(range.clone()) else {
         out.push(Fragment::Text(range));
         return;
@@ -73,6 +85,9 @@ fn split_fragment(text: &str, range: Range<usize>, special: &SpecialToken, out: 
     for (pos, matched) in slice.match_indices(special.content.as_str()) {
         let match_start = range.start + pos;
         let match_end = match_start + matched.len();
+        if !special.always && protected.iter().any(|p| p.start < match_end && match_start < p.end) {
+            continue;
+        }
         let mut left_end = match_start;
         if special.lstrip {
             left_end = start + trim_end_len(text.get(start..match_start).unwrap_or(""));
@@ -103,6 +118,7 @@ fn is_c_space(c: char) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // one protected range is the common case
 mod tests {
     use super::*;
 
@@ -125,7 +141,7 @@ mod tests {
         let mut specials = vec![sp("<|im_start|>", 1, false), sp("<|im_end|>", 2, false)];
         sort_specials(&mut specials);
         let text = "<|im_start|>user\nhi<|im_end|>\n";
-        let frags = partition(text, &specials, true);
+        let frags = partition(text, &specials, true, &[]);
         assert_eq!(render(text, &frags), ["#1", "T:user\nhi", "#2", "T:\n"]);
     }
 
@@ -133,14 +149,14 @@ mod tests {
     fn control_tokens_are_text_without_parse_special() {
         let specials = vec![sp("<|im_start|>", 1, false)];
         let text = "a<|im_start|>b";
-        assert_eq!(render(text, &partition(text, &specials, false)), ["T:a<|im_start|>b"]);
+        assert_eq!(render(text, &partition(text, &specials, false, &[])), ["T:a<|im_start|>b"]);
     }
 
     #[test]
     fn user_defined_tokens_always_split() {
         let specials = vec![sp("<tool>", 7, true)];
         let text = "x<tool>y<tool>";
-        assert_eq!(render(text, &partition(text, &specials, false)), ["T:x", "#7", "T:y", "#7"]);
+        assert_eq!(render(text, &partition(text, &specials, false, &[])), ["T:x", "#7", "T:y", "#7"]);
     }
 
     #[test]
@@ -148,18 +164,29 @@ mod tests {
         let mut specials = vec![sp("<a>", 1, false), sp("<a><b>", 2, false)];
         sort_specials(&mut specials);
         let text = "<a><b><a>";
-        assert_eq!(render(text, &partition(text, &specials, true)), ["#2", "#1"]);
+        assert_eq!(render(text, &partition(text, &specials, true, &[])), ["#2", "#1"]);
     }
 
     #[test]
     fn lstrip_and_rstrip_absorb_spaces() {
         let specials = vec![SpecialToken { content: "<m>".into(), id: 3, always: true, lstrip: true, rstrip: true }];
         let text = "a  <m>  b";
-        assert_eq!(render(text, &partition(text, &specials, false)), ["T:a", "#3", "T:b"]);
+        assert_eq!(render(text, &partition(text, &specials, false, &[])), ["T:a", "#3", "T:b"]);
+    }
+
+    #[test]
+    fn protected_ranges_keep_control_tokens_as_text() {
+        let specials = vec![sp("<e>", 2, false), sp("<u>", 9, true)];
+        let text = "x<e>y<e><u>z<e>";
+        // Bytes 4..12 ("y<e><u>z") came from a user; one control match overlaps the edge.
+        let frags = partition(text, &specials, true, &[4..12]);
+        assert_eq!(render(text, &frags), ["T:x", "#2", "T:y<e>", "#9", "T:z", "#2"]);
+        let frags = partition(text, &specials, true, &[2..5]);
+        assert_eq!(render(text, &frags), ["T:x<e>y", "#2", "#9", "T:z", "#2"]);
     }
 
     #[test]
     fn empty_text_has_no_fragments() {
-        assert!(partition("", &[sp("<a>", 1, true)], true).is_empty());
+        assert!(partition("", &[sp("<a>", 1, true)], true, &[]).is_empty());
     }
 }

@@ -1,4 +1,5 @@
 //! Tokenizer tests on the tiny vocabulary of [`super::test_vocab`].
+#![allow(clippy::single_range_in_vec_init)]
 
 use super::test_vocab::{byte_id, merged_id, tiny_vocab};
 use super::*;
@@ -43,6 +44,19 @@ fn control_tokens_need_parse_special() {
     let plain = t.encode(text, false).unwrap();
     assert!(!plain.contains(&1) && !plain.contains(&2), "control token injected: {plain:?}");
     assert_eq!(t.decode(&plain, false), text, "plain encoding must still decode to the same text");
+}
+
+#[test]
+fn protected_ranges_block_control_tokens_only_there() {
+    let t = tiny("smollm");
+    let text = "<|im_start|>he<|im_end|>llo<|im_end|>";
+    // The user's part is "he<|im_end|>llo" (bytes 12..27).
+    let ids = t.encode_protected(text, &[12..27]).unwrap();
+    assert_eq!(ids.first(), Some(&1));
+    assert_eq!(ids.last(), Some(&2));
+    assert_eq!(ids.iter().filter(|&&id| id == 2).count(), 1, "{ids:?}");
+    assert_eq!(t.decode(&ids, false), text);
+    assert_eq!(t.encode_protected(text, &[]).unwrap(), t.encode(text, true).unwrap());
 }
 
 #[test]
