@@ -6,19 +6,28 @@
 //! precision.
 
 use crate::quant::kquants::quantize_q8_k_block;
+use half::f16;
 use slm_format::QK_K;
 
-/// 32 activations quantized to i8 with one scale: `x[i] ≈ d * qs[i]`; `s = d * sum(qs)` lets
-/// Q4_1/Q5_1 add their `m` term without touching the quants (ggml's Q8_1; Q8_0 ignores `s`).
+/// 32 activations quantized to i8 with one scale: `x[i] ≈ d * qs[i]`.
+///
+/// Numerics follow what llama.cpp runs on x86 (`quantize_row_q8_0`/`q8_1` with AVX2): scale
+/// `d = amax / 127` stored rounded to f16, quants `round_ties_even(x * 127 / amax)`, and
+/// `s = f16(d * sum(qs))` (ggml's Q8_1 `s`, used by Q4_1/Q5_1 for their `m` term), so our
+/// logits track llama.cpp's closely. `sd = d * sum(qs)` without the f16 rounding serves the
+/// Q4_0/Q5_0 kernels that compute `sum((q - 8) * a)` as `sum(q * a) - 8 * sum(a)` and must stay
+/// as exact as ggml's signed-integer version.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-#[repr(C, align(8))]
+#[repr(C, align(4))]
 pub struct Q8Block {
     /// Quantized values.
     pub qs: [i8; 32],
-    /// Scale.
+    /// Scale (an f16 value).
     pub d: f32,
-    /// `d * sum(qs)`.
+    /// `d * sum(qs)`, rounded to f16 like ggml's Q8_1.
     pub s: f32,
+    /// `d * sum(qs)` in f32.
+    pub sd: f32,
 }
 
 /// 256 activations quantized to i8 with one scale (ggml's Q8_K), plus sums of each 16 quants
@@ -40,25 +49,27 @@ impl Default for Q8KBlock {
     }
 }
 
-/// Quantizes `x` (a multiple of 32 long) into `out` (`x.len() / 32` blocks), round half away
-/// from zero like ggml's `quantize_row_q8_1_ref`.
+/// Quantizes `x` (a multiple of 32 long) into `out` (`x.len() / 32` blocks); see [`Q8Block`]
+/// for the exact arithmetic.
 pub fn quantize_q8(x: &[f32], out: &mut [Q8Block]) {
     for (xs, b) in x.chunks_exact(32).zip(out.iter_mut()) {
         let amax = xs.iter().fold(0.0f32, |a, v| a.max(v.abs()));
         let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         let mut sum = 0i32;
         for (q, v) in b.qs.iter_mut().zip(xs) {
-            let qi = (v * id).round() as i32;
+            let qi = (v * id).round_ties_even() as i32;
             sum += qi;
             *q = qi as i8;
         }
-        b.d = d;
-        b.s = d * sum as f32;
+        b.d = f16::from_f32(d).to_f32();
+        b.s = f16::from_f32(d * sum as f32).to_f32();
+        b.sd = b.d * sum as f32;
     }
 }
 
-/// Quantizes `x` (a multiple of 256 long) into `out` (`x.len() / 256` blocks) as ggml's Q8_K.
+/// Quantizes `x` (a multiple of 256 long) into `out` (`x.len() / 256` blocks) as ggml's Q8_K
+/// (scale kept in f32, as ggml does).
 pub fn quantize_q8k(x: &[f32], out: &mut [Q8KBlock]) {
     for (xs, b) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
         b.d = quantize_q8_k_block(xs, &mut b.qs, &mut b.bsums);
@@ -107,11 +118,13 @@ mod tests {
         quantize_q8(&x, &mut b);
         for (xs, blk) in x.chunks(32).zip(&b) {
             let amax = xs.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-            assert!((blk.d - amax / 127.0).abs() < 1e-7);
+            assert_eq!(blk.d, f16::from_f32(amax / 127.0).to_f32());
             let sum: i32 = blk.qs.iter().map(|&q| q as i32).sum();
-            assert!((blk.s - blk.d * sum as f32).abs() < 1e-6);
+            assert_eq!(blk.sd, blk.d * sum as f32);
+            assert!((blk.s - blk.sd).abs() <= blk.sd.abs() * 1e-3);
+            // Half a step, plus the f16 rounding of d over up to 127 steps.
             for (v, q) in xs.iter().zip(&blk.qs) {
-                assert!((v - blk.d * *q as f32).abs() <= blk.d * 0.5 + 1e-6);
+                assert!((v - blk.d * *q as f32).abs() <= blk.d * 0.57 + 1e-6);
             }
         }
     }

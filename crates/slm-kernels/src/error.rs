@@ -64,7 +64,7 @@ pub(crate) fn check_len(what: &'static str, expected: usize, found: usize) -> Re
 /// Bytes for one row of `n` elements of `dtype`, with the error the caller should report.
 pub(crate) fn row_bytes_of(dtype: GgmlType, n: usize, what: &'static str) -> Result<usize, KernelError> {
     let bs = dtype.block_size();
-    if n % bs != 0 {
+    if !n.is_multiple_of(bs) {
         return Err(KernelError::NotBlockAligned { what, dtype, value: n, block_size: bs });
     }
     (n / bs).checked_mul(dtype.type_size()).ok_or(KernelError::Overflow { what })

@@ -1,12 +1,140 @@
 //! [`Pool`]: the threads every parallel kernel runs on.
+//!
+//! A decode step issues ~200 small parallel matmuls of 10–100 µs each, so the cost of waking
+//! workers matters as much as the kernels. Workers therefore spin for a short while after each
+//! job (a new job is picked up in well under a microsecond) and only then park on a condvar.
+//! The calling thread works too: `Pool::new(2)` is the caller plus one worker.
+//!
+//! Protocol of one [`Pool::run`] (all atomics `SeqCst`; the job lives on the caller's stack):
+//! 1. the caller publishes a pointer to the job, resets the task counter, bumps `epoch`, wakes
+//!    parked workers;
+//! 2. everyone claims task indices with `next.fetch_add(1)` until they run out;
+//! 3. a worker announces itself in `in_flight` *before* loading the job pointer and leaves it
+//!    after its last task;
+//! 4. the caller waits until all tasks completed, clears the job pointer, then waits for
+//!    `in_flight == 0` — after that no worker can still hold a reference to the job, so `run`
+//!    may return and the closure's borrows end.
 
 use crate::KernelError;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long an idle worker spins before parking.
+const DEFAULT_SPIN: Duration = Duration::from_micros(500);
+
+/// One posted job: the closure (lifetime erased, see the module protocol) and its task count.
+struct Job {
+    f: *const (dyn Fn(usize) + Sync),
+    n_tasks: usize,
+}
+
+struct Shared {
+    job: AtomicPtr<Job>,
+    epoch: AtomicU64,
+    next: AtomicUsize,
+    completed: AtomicUsize,
+    in_flight: AtomicUsize,
+    panicked: AtomicBool,
+    shutdown: AtomicBool,
+    sleeping: AtomicUsize,
+    lock: Mutex<()>,
+    wake: Condvar,
+    spin: Duration,
+}
+
+impl Shared {
+    /// Claims and runs tasks of `job` until none are left.
+    ///
+    /// # Safety
+    /// `job` must point to a live `Job` whose closure is live (guaranteed by the protocol).
+    unsafe fn work(&self, job: *const Job) {
+        // SAFETY: per the caller's contract.
+        let job = unsafe { &*job };
+        // SAFETY: the closure outlives the job (it is borrowed by `run`, which waits for us).
+        let f = unsafe { &*job.f };
+        loop {
+            let i = self.next.fetch_add(1, SeqCst);
+            if i >= job.n_tasks {
+                break;
+            }
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(i))).is_err() {
+                self.panicked.store(true, SeqCst);
+            }
+            self.completed.fetch_add(1, SeqCst);
+        }
+    }
+
+    fn worker_loop(&self) {
+        let mut seen = self.epoch.load(SeqCst);
+        loop {
+            if !self.wait_for_epoch(&mut seen) {
+                return;
+            }
+            self.in_flight.fetch_add(1, SeqCst);
+            let job = self.job.load(SeqCst);
+            if !job.is_null() {
+                // SAFETY: non-null while the caller waits for `in_flight` to drop to zero.
+                unsafe { self.work(job) };
+            }
+            self.in_flight.fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// Spins, then parks, until `epoch` moves past `seen`. Returns false on shutdown.
+    fn wait_for_epoch(&self, seen: &mut u64) -> bool {
+        let start = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            if self.shutdown.load(SeqCst) {
+                return false;
+            }
+            let e = self.epoch.load(SeqCst);
+            if e != *seen {
+                *seen = e;
+                return true;
+            }
+            spins = spins.wrapping_add(1);
+            if !spins.is_multiple_of(64) {
+                std::hint::spin_loop();
+                continue;
+            }
+            if start.elapsed() < self.spin {
+                // Be polite on oversubscribed machines.
+                std::thread::yield_now();
+                continue;
+            }
+            let mut guard = match self.lock.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            self.sleeping.fetch_add(1, SeqCst);
+            while self.epoch.load(SeqCst) == *seen && !self.shutdown.load(SeqCst) {
+                guard = match self.wake.wait(guard) {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+            }
+            self.sleeping.fetch_sub(1, SeqCst);
+        }
+    }
+
+    fn wake_all(&self) {
+        if self.sleeping.load(SeqCst) > 0 {
+            let _guard = self.lock.lock();
+            self.wake.notify_all();
+        }
+    }
+}
 
 /// Thread pool used by all parallel kernels. `Pool::new(1)` runs everything on the calling
-/// thread (and spawns nothing, so it works on wasm32).
+/// thread and spawns nothing (so it also works on wasm32).
 pub struct Pool {
     n_threads: usize,
-    inner: Option<rayon::ThreadPool>,
+    shared: Arc<Shared>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    /// Serialises concurrent `run` calls from different threads (the protocol has one job slot).
+    run_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -16,40 +144,107 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// A pool of `n_threads` workers (0 is treated as 1).
+    /// A pool of `n_threads` threads including the caller (0 is treated as 1).
     ///
     /// # Errors
-    /// `ThreadPool` if the OS refuses to start the threads.
+    /// `ThreadPool` if the OS refuses to start a thread (always for `n_threads > 1` on wasm32).
     pub fn new(n_threads: usize) -> Result<Pool, KernelError> {
-        let n = n_threads.max(1);
-        let inner = if n == 1 {
-            None
-        } else {
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .thread_name(|i| format!("slm-kernel-{i}"))
-                    .build()
-                    .map_err(|e| KernelError::ThreadPool { n_threads: n, reason: e.to_string() })?,
-            )
-        };
-        Ok(Pool { n_threads: n, inner })
+        Self::with_spin(n_threads, DEFAULT_SPIN)
     }
 
-    /// Number of threads work is spread over.
+    /// As [`Pool::new`], with how long idle workers spin before parking (longer = lower latency
+    /// between back-to-back jobs, more CPU burnt while idle).
+    ///
+    /// # Errors
+    /// As [`Pool::new`].
+    pub fn with_spin(n_threads: usize, spin: Duration) -> Result<Pool, KernelError> {
+        let n = n_threads.max(1);
+        let shared = Arc::new(Shared {
+            job: AtomicPtr::new(std::ptr::null_mut()),
+            epoch: AtomicU64::new(0),
+            next: AtomicUsize::new(0),
+            completed: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            panicked: AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
+            sleeping: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            wake: Condvar::new(),
+            spin,
+        });
+        let mut pool = Pool { n_threads: n, shared, workers: Vec::with_capacity(n - 1), run_lock: Mutex::new(()) };
+        for i in 1..n {
+            let s = Arc::clone(&pool.shared);
+            let handle = std::thread::Builder::new()
+                .name(format!("slm-kernel-{i}"))
+                .spawn(move || s.worker_loop())
+                .map_err(|e| KernelError::ThreadPool { n_threads: n, reason: e.to_string() })?;
+            pool.workers.push(handle);
+        }
+        Ok(pool)
+    }
+
+    /// Number of threads work is spread over (including the caller).
     pub fn n_threads(&self) -> usize {
         self.n_threads
     }
 
-    /// Runs `f(i)` for every `i in 0..n_tasks`, spread over the pool's threads, and returns when
-    /// all calls have finished. Tasks should be roughly equal in cost.
+    /// Runs `f(i)` for every `i in 0..n_tasks`, spread over the pool's threads (the caller
+    /// included), and returns when all calls have finished. Tasks are claimed dynamically, so
+    /// uneven tasks balance out; make several per thread.
+    ///
+    /// A panic in `f` is re-raised on the caller after all threads have left the job.
     pub fn run(&self, n_tasks: usize, f: &(dyn Fn(usize) + Sync)) {
-        match &self.inner {
-            Some(pool) if n_tasks > 1 => pool.install(|| {
-                use rayon::prelude::*;
-                (0..n_tasks).into_par_iter().for_each(f);
-            }),
-            _ => (0..n_tasks).for_each(f),
+        if self.workers.is_empty() || n_tasks <= 1 {
+            (0..n_tasks).for_each(f);
+            return;
+        }
+        let _serial = match self.run_lock.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let s = &*self.shared;
+        // SAFETY (lifetime erasure): the pointer is only dereferenced by workers between the
+        // publication below and the `in_flight == 0` wait at the end of this function.
+        let f_static: *const (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(f) };
+        let job = Job { f: f_static, n_tasks };
+        s.next.store(0, SeqCst);
+        s.completed.store(0, SeqCst);
+        s.panicked.store(false, SeqCst);
+        s.job.store(&job as *const Job as *mut Job, SeqCst);
+        s.epoch.fetch_add(1, SeqCst);
+        s.wake_all();
+        // SAFETY: `job` and `f` are live for the whole call.
+        unsafe { s.work(&job) };
+        let mut spins = 0u32;
+        while s.completed.load(SeqCst) < n_tasks {
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(64) {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        s.job.store(std::ptr::null_mut(), SeqCst);
+        while s.in_flight.load(SeqCst) != 0 {
+            std::hint::spin_loop();
+        }
+        if s.panicked.load(SeqCst) {
+            // A kernel bug, not an input error: surface it where it can be seen.
+            std::panic::resume_unwind(Box::new("a task panicked inside slm_kernels::Pool::run"));
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, SeqCst);
+        {
+            let _guard = self.shared.lock.lock();
+            self.shared.wake.notify_all();
+        }
+        for h in self.workers.drain(..) {
+            let _ = h.join();
         }
     }
 }
@@ -57,19 +252,70 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     #[test]
     fn runs_every_task_once() {
         for n in [1, 2, 3] {
             let pool = Pool::new(n).unwrap();
             assert_eq!(pool.n_threads(), n);
-            let hits: Vec<AtomicUsize> = (0..37).map(|_| AtomicUsize::new(0)).collect();
-            pool.run(hits.len(), &|i| {
-                hits[i].fetch_add(1, Ordering::Relaxed);
-            });
-            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+            for n_tasks in [0, 1, 2, 37, 1000] {
+                let hits: Vec<AtomicUsize> = (0..n_tasks).map(|_| AtomicUsize::new(0)).collect();
+                pool.run(hits.len(), &|i| {
+                    hits[i].fetch_add(1, SeqCst);
+                });
+                assert!(hits.iter().all(|h| h.load(SeqCst) == 1), "threads {n} tasks {n_tasks}");
+            }
         }
         assert_eq!(Pool::new(0).unwrap().n_threads(), 1);
+    }
+
+    #[test]
+    fn many_back_to_back_jobs_and_parked_workers() {
+        let pool = Pool::with_spin(3, Duration::from_micros(1)).unwrap();
+        let total = AtomicUsize::new(0);
+        for round in 0..2000 {
+            if round % 500 == 0 {
+                // Let the workers park, so waking them is exercised too.
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            pool.run(5, &|i| {
+                total.fetch_add(i + 1, SeqCst);
+            });
+        }
+        assert_eq!(total.load(SeqCst), 2000 * 15);
+    }
+
+    #[test]
+    fn work_is_spread_over_threads() {
+        let pool = Pool::new(2).unwrap();
+        let ids = Mutex::new(std::collections::HashSet::new());
+        for _ in 0..50 {
+            pool.run(64, &|_| {
+                std::thread::sleep(Duration::from_micros(50));
+                if let Ok(mut s) = ids.lock() {
+                    s.insert(std::thread::current().id());
+                }
+            });
+        }
+        assert_eq!(ids.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_panicking_task_is_reraised_on_the_caller_and_the_pool_survives() {
+        let pool = Pool::new(2).unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.run(8, &|i| {
+                if i == 5 {
+                    panic!("boom");
+                }
+            })
+        }));
+        assert!(r.is_err());
+        let n = AtomicUsize::new(0);
+        pool.run(8, &|_| {
+            n.fetch_add(1, SeqCst);
+        });
+        assert_eq!(n.load(SeqCst), 8);
     }
 }

@@ -8,6 +8,8 @@
 use crate::act::{Q8Block, Q8KBlock};
 use crate::{GgmlType, KernelError};
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 pub(crate) mod scalar;
 #[cfg(test)]
 mod tests;
@@ -132,6 +134,27 @@ pub(crate) fn scalar_kernel(dtype: GgmlType) -> Result<Kernel, KernelError> {
 /// no kernel at `isa`). Callers must pass an `isa` that [`Isa::is_available`].
 pub(crate) fn kernel(dtype: GgmlType, isa: Isa) -> Result<Kernel, KernelError> {
     let base = scalar_kernel(dtype)?;
+    #[cfg(target_arch = "x86_64")]
+    if matches!(isa, Isa::Avx2 | Isa::Avx512Vnni) {
+        if let Some(k) = avx2_kernel(dtype) {
+            return Ok(k);
+        }
+    }
     let _ = isa;
     Ok(base)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx2_kernel(dtype: GgmlType) -> Option<Kernel> {
+    use GgmlType::*;
+    let q8_4 = |one: DotFn<Q8Block>, four: Dot4Fn<Q8Block>| Kernel::Q8(Tiles { one, four: Some(four) });
+    Some(match dtype {
+        Q4_0 => q8_4(avx2::q4_0_q8, avx2::q4_0_q8_4),
+        Q4_1 => q8_4(avx2::q4_1_q8, avx2::q4_1_q8_4),
+        Q5_0 => q8_4(avx2::q5_0_q8, avx2::q5_0_q8_4),
+        Q5_1 => q8_4(avx2::q5_1_q8, avx2::q5_1_q8_4),
+        Q8_0 => q8_4(avx2::q8_0_q8, avx2::q8_0_q8_4),
+        Q8_1 => q8_4(avx2::q8_1_q8, avx2::q8_1_q8_4),
+        _ => return None,
+    })
 }

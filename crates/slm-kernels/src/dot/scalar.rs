@@ -136,10 +136,7 @@ fn dot_lanes(n: usize, x: &[f32], f: impl Fn(usize) -> f32) -> f32 {
             *a += f(base + l) * x[base + l];
         }
     }
-    let mut tail = 0.0f32;
-    for i in n8..n.min(x.len()) {
-        tail += f(i) * x[i];
-    }
+    let tail: f32 = x.iter().enumerate().take(n).skip(n8).map(|(i, v)| f(i) * v).sum();
     acc.iter().sum::<f32>() + tail
 }
 

@@ -79,9 +79,9 @@ pub(crate) fn unpack_q3_k(b: &[u8], u: &mut Unpacked) {
         let high_set = hmask[k] & (1u8 << (n * 4 + j)) != 0;
         *q = low - if high_set { 0 } else { 4 };
     }
-    for g in 0..16 {
-        u.scale[g] = d * sc[g] as f32;
-        u.min[g] = 0.0;
+    for ((s, m), c) in u.scale.iter_mut().zip(u.min.iter_mut()).zip(sc) {
+        *s = d * c as f32;
+        *m = 0.0;
     }
 }
 

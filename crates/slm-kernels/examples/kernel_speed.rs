@@ -1,0 +1,91 @@
+//! Times `matmul` on SmolLM2-135M's shapes.
+//!
+//! `cargo run --release -p slm-kernels --example kernel_speed [-- scalar|avx2|avx512|all]`
+//!
+//! Reports the best of many ~10 ms batches. GB/s counts weight bytes read once per call; GFLOP/s counts 2 * rows * cols * n_tokens.
+
+use slm_kernels::quant::quantize_row;
+use slm_kernels::{matmul_with_isa, GgmlType, Isa, Pool, QMatrix, Scratch};
+use std::time::Instant;
+
+fn data(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
+fn weights(dtype: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
+    let rb = dtype.row_bytes(cols as u64).unwrap_or(0) as usize;
+    let mut bytes = vec![0u8; rows * rb];
+    let x = data(cols * 64, 5);
+    for (r, br) in bytes.chunks_mut(rb).enumerate() {
+        let off = (r % 64) * cols;
+        quantize_row(dtype, &x[off..off + cols], br).expect("quantize");
+    }
+    bytes
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let arg = std::env::args().nth(1).unwrap_or_default();
+    let isas: Vec<Isa> = match arg.as_str() {
+        "scalar" => vec![Isa::Scalar],
+        "avx2" => vec![Isa::Avx2],
+        "avx512" => vec![Isa::Avx512Vnni],
+        "all" => Isa::available(),
+        _ => vec![Isa::detect()],
+    };
+    let shapes: [(&str, GgmlType, usize, usize); 5] = [
+        ("attn q/o 576->576", GgmlType::Q4_1, 576, 576),
+        ("ffn up/gate 576->1536", GgmlType::Q4_1, 1536, 576),
+        ("ffn down 1536->576", GgmlType::Q4_1, 576, 1536),
+        ("attn k/v 576->192", GgmlType::Q4_1, 192, 576),
+        ("output 576->49152", GgmlType::Q8_0, 49152, 576),
+    ];
+    println!("{:<24} {:>5} {:>3} {:>4} {:>10} {:>8} {:>9}  isa", "shape", "dtype", "thr", "tok", "us/call", "GB/s", "GFLOP/s");
+    for isa in isas {
+        if !isa.is_available() {
+            println!("{isa:?} not available on this CPU");
+            continue;
+        }
+        for &(name, dtype, rows, cols) in &shapes {
+            let bytes = weights(dtype, rows, cols);
+            let w = QMatrix::new(dtype, rows, cols, &bytes)?;
+            for threads in [1, 2] {
+                let pool = Pool::new(threads)?;
+                for n_tokens in [1, 64] {
+                    let x = data(n_tokens * cols, 9);
+                    let mut out = vec![0.0; n_tokens * rows];
+                    let mut scratch = Scratch::new();
+                    matmul_with_isa(&pool, &w, &x, n_tokens, &mut out, &mut scratch, isa)?;
+                    // Best of several short batches: on a shared machine the minimum is the
+                    // least disturbed measurement.
+                    let mut secs = f64::INFINITY;
+                    let total = Instant::now();
+                    while total.elapsed().as_secs_f64() < 0.4 {
+                        let mut iters = 0u64;
+                        let start = Instant::now();
+                        while start.elapsed().as_secs_f64() < 0.01 || iters < 2 {
+                            matmul_with_isa(&pool, &w, &x, n_tokens, &mut out, &mut scratch, isa)?;
+                            iters += 1;
+                        }
+                        secs = secs.min(start.elapsed().as_secs_f64() / iters as f64);
+                    }
+                    let gbs = bytes.len() as f64 / secs / 1e9;
+                    let gflops = 2.0 * (rows * cols * n_tokens) as f64 / secs / 1e9;
+                    println!(
+                        "{name:<24} {:>5} {threads:>3} {n_tokens:>4} {:>10.1} {gbs:>8.2} {gflops:>9.2}  {isa:?}",
+                        dtype.name(),
+                        secs * 1e6
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
