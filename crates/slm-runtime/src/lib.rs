@@ -2,15 +2,21 @@
 //! templates, sampling. No async, no network; builds for wasm32.
 //!
 //! ```text
-//!  messages ──► ChatTemplate::render ──► Tokenizer::encode(parse_special) ──► ids ──► model
-//!  model logits ──► Sampler::sample ──► id ──► TokenDecoder::push ──► StopChecker ──► text
+//!  messages ──► ChatTemplate::render_prompt ──► Tokenizer::encode_protected ──► ids ──► model
+//!               (text + content ranges)         (control tokens only outside user text)
+//!  model logits ──► Sampler::sample ──► id ──► Sampler::accept
+//!                                         └──► TokenDecoder::push ──► StopChecker::push ──► text
 //! ```
 #![deny(missing_docs)]
 
 pub mod chat_template;
 pub mod error;
+pub mod sampler;
+pub mod stop;
 pub mod tokenizer;
 
 pub use chat_template::{ChatMessage, ChatTemplate, RenderedPrompt};
 pub use error::RuntimeError;
+pub use sampler::{Sampler, SamplerConfig};
+pub use stop::{StopChecker, StopStatus};
 pub use tokenizer::{GgufVocab, TokenDecoder, TokenKind, Tokenizer};
