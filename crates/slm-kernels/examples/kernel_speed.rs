@@ -2,7 +2,8 @@
 //!
 //! `cargo run --release -p slm-kernels --example kernel_speed [-- scalar|avx2|avx512|all]`
 //!
-//! Reports the best of many ~10 ms batches. GB/s counts weight bytes read once per call; GFLOP/s counts 2 * rows * cols * n_tokens.
+//! Reports the best of many ~10 ms batches (wall time, and for one thread also the thread's
+//! CPU time, which ignores preemption on a busy machine). GB/s counts weight bytes read once per call; GFLOP/s counts 2 * rows * cols * n_tokens.
 
 use slm_kernels::quant::quantize_row;
 use slm_kernels::{matmul_with_isa, GgmlType, Isa, Pool, QMatrix, Scratch};
@@ -18,6 +19,13 @@ fn data(n: usize, seed: u64) -> Vec<f32> {
             (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
         })
         .collect()
+}
+
+/// Nanoseconds this thread has spent on a CPU (Linux schedstat), to see through preemption on a
+/// shared machine; `None` elsewhere.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }
 
 fn weights(dtype: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
@@ -47,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("attn k/v 576->192", GgmlType::Q4_1, 192, 576),
         ("output 576->49152", GgmlType::Q8_0, 49152, 576),
     ];
-    println!("{:<24} {:>5} {:>3} {:>4} {:>10} {:>8} {:>9}  isa", "shape", "dtype", "thr", "tok", "us/call", "GB/s", "GFLOP/s");
+    println!("{:<24} {:>5} {:>3} {:>4} {:>10} {:>10} {:>8} {:>9}  isa", "shape", "dtype", "thr", "tok", "us/call", "cpu us", "GB/s", "GFLOP/s");
     for isa in isas {
         if !isa.is_available() {
             println!("{isa:?} not available on this CPU");
@@ -66,20 +74,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     // Best of several short batches: on a shared machine the minimum is the
                     // least disturbed measurement.
                     let mut secs = f64::INFINITY;
+                    let mut cpu_secs = f64::INFINITY;
                     let total = Instant::now();
                     while total.elapsed().as_secs_f64() < 0.4 {
                         let mut iters = 0u64;
+                        let cpu0 = thread_cpu_ns();
                         let start = Instant::now();
                         while start.elapsed().as_secs_f64() < 0.01 || iters < 2 {
                             matmul_with_isa(&pool, &w, &x, n_tokens, &mut out, &mut scratch, isa)?;
                             iters += 1;
                         }
                         secs = secs.min(start.elapsed().as_secs_f64() / iters as f64);
+                        if let (Some(a), Some(b)) = (cpu0, thread_cpu_ns()) {
+                            cpu_secs = cpu_secs.min((b - a) as f64 * 1e-9 / iters as f64);
+                        }
                     }
                     let gbs = bytes.len() as f64 / secs / 1e9;
                     let gflops = 2.0 * (rows * cols * n_tokens) as f64 / secs / 1e9;
+                    // With one thread the caller's CPU time is the kernel's cost without preemption.
+                    let cpu = if threads == 1 && cpu_secs.is_finite() { format!("{:.1}", cpu_secs * 1e6) } else { "-".into() };
                     println!(
-                        "{name:<24} {:>5} {threads:>3} {n_tokens:>4} {:>10.1} {gbs:>8.2} {gflops:>9.2}  {isa:?}",
+                        "{name:<24} {:>5} {threads:>3} {n_tokens:>4} {:>10.1} {cpu:>10} {gbs:>8.2} {gflops:>9.2}  {isa:?}",
                         dtype.name(),
                         secs * 1e6
                     );

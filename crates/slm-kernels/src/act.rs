@@ -30,6 +30,38 @@ pub struct Q8Block {
     pub sd: f32,
 }
 
+/// The scales of one block column across eight consecutive tokens, gathered so that 8-token
+/// kernels load them as one vector each (`t` = token within the group).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[repr(C, align(32))]
+pub struct Group8 {
+    /// `Q8Block::d` of tokens `t0..t0 + 8`.
+    pub d: [f32; 8],
+    /// `Q8Block::s` of the same tokens.
+    pub s: [f32; 8],
+    /// `Q8Block::sd` of the same tokens.
+    pub sd: [f32; 8],
+}
+
+/// Fills `groups[g * nb + b]` from `acts` (`n_tokens` rows of `nb` blocks) for every full group
+/// of eight tokens.
+pub(crate) fn gather_group8(acts: &[Q8Block], nb: usize, groups: &mut [Group8]) {
+    if nb == 0 {
+        return;
+    }
+    for (g, grow) in groups.chunks_exact_mut(nb).enumerate() {
+        for (b, gb) in grow.iter_mut().enumerate() {
+            for t in 0..8 {
+                if let Some(a) = acts.get((g * 8 + t) * nb + b) {
+                    gb.d[t] = a.d;
+                    gb.s[t] = a.s;
+                    gb.sd[t] = a.sd;
+                }
+            }
+        }
+    }
+}
+
 /// 256 activations quantized to i8 with one scale (ggml's Q8_K), plus sums of each 16 quants
 /// so that K-quant mins can be applied per group without touching the quants.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -82,6 +114,7 @@ pub fn quantize_q8k(x: &[f32], out: &mut [Q8KBlock]) {
 pub struct Scratch {
     pub(crate) q8: Vec<Q8Block>,
     pub(crate) q8k: Vec<Q8KBlock>,
+    pub(crate) g8: Vec<Group8>,
 }
 
 impl Scratch {
@@ -90,12 +123,15 @@ impl Scratch {
         Scratch::default()
     }
 
-    /// `n` Q8 blocks (contents unspecified), growing the buffer if needed.
-    pub(crate) fn q8(&mut self, n: usize) -> &mut [Q8Block] {
+    /// `n` Q8 blocks and `m` 8-token scale groups (contents unspecified), growing as needed.
+    pub(crate) fn q8_with_groups(&mut self, n: usize, m: usize) -> (&mut [Q8Block], &mut [Group8]) {
         if self.q8.len() < n {
             self.q8.resize(n, Q8Block::default());
         }
-        &mut self.q8[..n]
+        if self.g8.len() < m {
+            self.g8.resize(m, Group8::default());
+        }
+        (&mut self.q8[..n], &mut self.g8[..m])
     }
 
     /// `n` Q8_K blocks (contents unspecified), growing the buffer if needed.
@@ -110,6 +146,24 @@ impl Scratch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group8_gathers_scales_per_block_column() {
+        let x: Vec<f32> = (0..16 * 64).map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0).collect();
+        let mut acts = vec![Q8Block::default(); 16 * 2];
+        quantize_q8(&x, &mut acts);
+        let mut g = vec![Group8::default(); 2 * 2];
+        gather_group8(&acts, 2, &mut g);
+        for grp in 0..2 {
+            for b in 0..2 {
+                for t in 0..8 {
+                    let a = &acts[(grp * 8 + t) * 2 + b];
+                    let gb = &g[grp * 2 + b];
+                    assert_eq!((gb.d[t], gb.s[t], gb.sd[t]), (a.d, a.s, a.sd));
+                }
+            }
+        }
+    }
 
     #[test]
     fn q8_blocks_round_trip_within_half_step() {
@@ -146,9 +200,10 @@ mod tests {
     #[test]
     fn scratch_grows_and_reuses() {
         let mut s = Scratch::new();
-        assert_eq!(s.q8(10).len(), 10);
-        let p = s.q8(10).as_ptr();
-        assert_eq!(s.q8(5).as_ptr(), p);
+        assert_eq!(s.q8_with_groups(10, 2).0.len(), 10);
+        let p = s.q8_with_groups(10, 2).0.as_ptr();
+        assert_eq!(s.q8_with_groups(5, 1).0.as_ptr(), p);
+        assert_eq!(s.q8_with_groups(5, 3).1.len(), 3);
         assert_eq!(s.q8k(3).len(), 3);
     }
 }

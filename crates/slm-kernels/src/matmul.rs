@@ -2,9 +2,10 @@
 //!
 //! Data flow per call: quantize `x` once into [`Scratch`] in the weight type's activation
 //! format, split the output rows into chunks that the [`Pool`] threads pull, and inside a chunk
-//! walk tokens in cache-sized blocks so each weight row is unpacked once per four tokens.
+//! walk tokens in cache-sized blocks so each weight row is unpacked once per eight (or four)
+//! tokens.
 
-use crate::act::{quantize_q8, quantize_q8k, Scratch};
+use crate::act::{gather_group8, quantize_q8, quantize_q8k, Group8, Scratch};
 use crate::dot::{kernel, Isa, Kernel, Tiles};
 use crate::error::check_len;
 use crate::{KernelError, Pool, QMatrix};
@@ -62,11 +63,13 @@ pub fn matmul_with_isa(
     match kernel(w.dtype, isa)? {
         Kernel::Q8(tiles) => {
             let nb = w.cols / 32;
-            let acts = scratch.q8(nb * n_tokens);
+            let n_groups = if tiles.eight.is_some() { n_tokens / 8 } else { 0 };
+            let (acts, groups) = scratch.q8_with_groups(nb * n_tokens, nb * n_groups);
             for (xt, at) in x.chunks_exact(w.cols.max(1)).zip(acts.chunks_exact_mut(nb.max(1))) {
                 quantize_q8(xt, at);
             }
-            drive(pool, w, tiles, acts, nb, n_tokens, out);
+            gather_group8(acts, nb, groups);
+            drive(pool, w, tiles, acts, groups, nb, n_tokens, out);
         }
         Kernel::Q8K(tiles) => {
             let nb = w.cols / QK_K;
@@ -74,9 +77,9 @@ pub fn matmul_with_isa(
             for (xt, at) in x.chunks_exact(w.cols.max(1)).zip(acts.chunks_exact_mut(nb.max(1))) {
                 quantize_q8k(xt, at);
             }
-            drive(pool, w, tiles, acts, nb, n_tokens, out);
+            drive(pool, w, tiles, acts, &[], nb, n_tokens, out);
         }
-        Kernel::F32(tiles) => drive(pool, w, tiles, x, w.cols, n_tokens, out),
+        Kernel::F32(tiles) => drive(pool, w, tiles, x, &[], w.cols, n_tokens, out),
     }
     Ok(())
 }
@@ -113,12 +116,16 @@ fn rows_per_task(rows: usize, n_threads: usize, n_tokens: usize) -> usize {
     rows.div_ceil(target_tasks).clamp(4, 512)
 }
 
-/// Runs `tiles` over all rows and tokens. `acts` holds `n_tokens` rows of `stride` elements.
+/// Runs `tiles` over all rows and tokens. `acts` holds `n_tokens` rows of `stride` elements;
+/// `groups` the gathered scales of each full group of 8 tokens (`stride` per group) when
+/// `tiles.eight` is set.
+#[allow(clippy::too_many_arguments)]
 fn drive<A: Sync + 'static>(
     pool: &Pool,
     w: &QMatrix,
     tiles: Tiles<A>,
     acts: &[A],
+    groups: &[Group8],
     stride: usize,
     n_tokens: usize,
     out: &mut [f32],
@@ -130,7 +137,7 @@ fn drive<A: Sync + 'static>(
     // Tokens per pass: keep the activations of one pass within ~32 KiB (L1) so they are reused
     // across all rows of the chunk.
     let act_bytes = (stride * std::mem::size_of::<A>()).max(1);
-    let token_block = ((32 * 1024) / act_bytes).clamp(4, 64) / 4 * 4;
+    let token_block = ((32 * 1024) / act_bytes).clamp(8, 64) / 8 * 8;
     let act_row = |t: usize| acts.get(t * stride..(t + 1) * stride).unwrap_or(&[]);
     pool.run(n_tasks, &|task| {
         let r0 = task * chunk;
@@ -141,6 +148,19 @@ fn drive<A: Sync + 'static>(
             for r in r0..r1 {
                 let Some(row) = w.row(r) else { continue };
                 let mut t = t0;
+                if let Some(eight) = tiles.eight {
+                    // `t0` is a multiple of 8, so `t / 8` is this group's index.
+                    while t + 8 <= t1 {
+                        let g = groups.get((t / 8) * stride..(t / 8 + 1) * stride).unwrap_or(&[]);
+                        let rows8 = std::array::from_fn(|k| act_row(t + k));
+                        // SAFETY: `tiles` was built for an ISA this CPU supports (see `kernel`).
+                        let v = unsafe { eight(row, rows8, g) };
+                        for (k, v) in v.into_iter().enumerate() {
+                            out_ptr.write((t + k) * rows + r, v);
+                        }
+                        t += 8;
+                    }
+                }
                 if let Some(four) = tiles.four {
                     while t + 4 <= t1 {
                         // SAFETY: `tiles` was built for an ISA this CPU supports (see `kernel`).

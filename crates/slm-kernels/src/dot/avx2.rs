@@ -15,7 +15,7 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use crate::act::Q8Block;
+use crate::act::{Group8, Q8Block};
 
 /// Sum of the 8 lanes.
 #[inline]
@@ -25,6 +25,26 @@ pub(super) fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_movehdup_ps(s));
     _mm_cvtss_f32(s)
+}
+
+/// Horizontal sums of eight accumulators, plus `extra[t]`, as one array.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn finish8(acc: &[__m256; 8], extra: __m256) -> [f32; 8] {
+    // Transpose-and-add: pairs, then quads, then the two 128-bit halves.
+    let s01 = _mm256_hadd_ps(acc[0], acc[1]);
+    let s23 = _mm256_hadd_ps(acc[2], acc[3]);
+    let s45 = _mm256_hadd_ps(acc[4], acc[5]);
+    let s67 = _mm256_hadd_ps(acc[6], acc[7]);
+    let s0123 = _mm256_hadd_ps(s01, s23);
+    let s4567 = _mm256_hadd_ps(s45, s67);
+    let lo = _mm256_permute2f128_ps(s0123, s4567, 0x20);
+    let hi = _mm256_permute2f128_ps(s0123, s4567, 0x31);
+    let sum = _mm256_add_ps(_mm256_add_ps(lo, hi), extra);
+    let mut out = [0.0f32; 8];
+    // SAFETY: `out` has room for 8 f32.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sum) };
+    out
 }
 
 /// Two consecutive f16 at `p` as f32 (`(p[0..2], p[2..4])`).
@@ -97,7 +117,47 @@ unsafe fn unpack_q5_1(p: *const u8) -> (__m256i, f32, f32) {
 
 /// Generates `$one(w, a)` and `$four(w, [a; 4])` for an unsigned legacy format.
 macro_rules! unsigned_kernels {
-    ($one:ident, $four:ident, $bytes:expr, $unpack:ident, $sum:ident) => {
+    ($one:ident, $four:ident, $eight:ident, $bytes:expr, $unpack:ident, $sum:ident) => {
+        /// One row · eight activation rows. Requires avx2, fma, f16c.
+        ///
+        /// The eight per-token `maddubs` results are reduced with two levels of 16-bit
+        /// horizontal adds (each lane then sums 8 products of at most 31 * 127, < 2^15) and one
+        /// `madd`, so the conversion and the scaling happen once per block for all tokens.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(super) unsafe fn $eight(w: &[u8], a: [&[Q8Block]; 8], g: &[Group8]) -> [f32; 8] {
+            let mut nb = (w.len() / $bytes).min(g.len());
+            for r in &a {
+                nb = nb.min(r.len());
+            }
+            let p = w.as_ptr();
+            let ones = _mm256_set1_epi16(1);
+            let mut acc = _mm256_setzero_ps();
+            let mut macc = _mm256_setzero_ps();
+            for i in 0..nb {
+                let (q, d, m) = $unpack(p.add(i * $bytes));
+                let pr = |t: usize| _mm256_maddubs_epi16(q, load_act(a[t].get_unchecked(i)));
+                // Lane layout after each step (per 128-bit half): [t0 t0 t0 t0 t1 t1 t1 t1] ...
+                let h01 = _mm256_hadd_epi16(pr(0), pr(1));
+                let h23 = _mm256_hadd_epi16(pr(2), pr(3));
+                let h45 = _mm256_hadd_epi16(pr(4), pr(5));
+                let h67 = _mm256_hadd_epi16(pr(6), pr(7));
+                // ... then [t0 t0 t1 t1 t2 t2 t3 t3]; madd makes it [t0 t1 t2 t3] as i32.
+                let s0123 = _mm256_madd_epi16(_mm256_hadd_epi16(h01, h23), ones);
+                let s4567 = _mm256_madd_epi16(_mm256_hadd_epi16(h45, h67), ones);
+                // Each 128-bit half holds a partial sum; add the halves: [t0 .. t7].
+                let lo = _mm256_permute2x128_si256(s0123, s4567, 0x20);
+                let hi = _mm256_permute2x128_si256(s0123, s4567, 0x31);
+                let isum = _mm256_cvtepi32_ps(_mm256_add_epi32(lo, hi));
+                let gi = g.get_unchecked(i);
+                let scale = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_load_ps(gi.d.as_ptr()));
+                acc = _mm256_fmadd_ps(scale, isum, acc);
+                macc = _mm256_fmadd_ps(_mm256_set1_ps(m), _mm256_load_ps(gi.$sum.as_ptr()), macc);
+            }
+            let mut out = [0.0f32; 8];
+            _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(acc, macc));
+            out
+        }
+
         /// One row · one activation row. Requires avx2, fma, f16c.
         #[target_feature(enable = "avx2,fma,f16c")]
         pub(super) unsafe fn $one(w: &[u8], a: &[Q8Block]) -> f32 {
@@ -149,10 +209,10 @@ macro_rules! unsigned_kernels {
 }
 
 // Q4_1/Q5_1 use ggml's f16-rounded `s`; the Q4_0/Q5_0 offset trick needs the exact `sd`.
-unsigned_kernels!(q4_0_q8, q4_0_q8_4, 18, unpack_q4_0, sd);
-unsigned_kernels!(q4_1_q8, q4_1_q8_4, 20, unpack_q4_1, s);
-unsigned_kernels!(q5_0_q8, q5_0_q8_4, 22, unpack_q5_0, sd);
-unsigned_kernels!(q5_1_q8, q5_1_q8_4, 24, unpack_q5_1, s);
+unsigned_kernels!(q4_0_q8, q4_0_q8_4, q4_0_q8_8, 18, unpack_q4_0, sd);
+unsigned_kernels!(q4_1_q8, q4_1_q8_4, q4_1_q8_8, 20, unpack_q4_1, s);
+unsigned_kernels!(q5_0_q8, q5_0_q8_4, q5_0_q8_8, 22, unpack_q5_0, sd);
+unsigned_kernels!(q5_1_q8, q5_1_q8_4, q5_1_q8_8, 24, unpack_q5_1, s);
 
 /// `sum(x * y)` per 4-byte group for signed bytes (`|x| * sign(y, x)`; x = -128 is fine since
 /// activations are within ±127).
@@ -164,7 +224,31 @@ fn dot_i8i8(x_abs: __m256i, x: __m256i, y: __m256i) -> __m256 {
 
 /// Generates kernels for Q8_0 (`$off` = 2) and Q8_1 (`$off` = 4; its `s` is unused) weights.
 macro_rules! signed_kernels {
-    ($one:ident, $four:ident, $bytes:expr, $off:expr) => {
+    ($one:ident, $four:ident, $eight:ident, $bytes:expr, $off:expr) => {
+        /// One row · eight activation rows. Requires avx2, fma, f16c.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(super) unsafe fn $eight(w: &[u8], a: [&[Q8Block]; 8], g: &[Group8]) -> [f32; 8] {
+            let mut nb = (w.len() / $bytes).min(g.len());
+            for r in &a {
+                nb = nb.min(r.len());
+            }
+            let p = w.as_ptr();
+            let mut acc = [_mm256_setzero_ps(); 8];
+            for i in 0..nb {
+                let pb = p.add(i * $bytes);
+                let x = _mm256_loadu_si256(pb.add($off) as *const __m256i);
+                let x_abs = _mm256_sign_epi8(x, x);
+                let (d, _) = f16x2(pb);
+                let dv = _mm256_set1_ps(d);
+                for t in 0..8 {
+                    let b = a[t].get_unchecked(i);
+                    let v = _mm256_mul_ps(dot_i8i8(x_abs, x, load_act(b)), dv);
+                    acc[t] = _mm256_fmadd_ps(v, _mm256_broadcast_ss(&b.d), acc[t]);
+                }
+            }
+            finish8(&acc, _mm256_setzero_ps())
+        }
+
         /// One row · one activation row. Requires avx2, fma, f16c.
         #[target_feature(enable = "avx2,fma,f16c")]
         pub(super) unsafe fn $one(w: &[u8], a: &[Q8Block]) -> f32 {
@@ -216,5 +300,5 @@ macro_rules! signed_kernels {
     };
 }
 
-signed_kernels!(q8_0_q8, q8_0_q8_4, 34, 2);
-signed_kernels!(q8_1_q8, q8_1_q8_4, 36, 4);
+signed_kernels!(q8_0_q8, q8_0_q8_4, q8_0_q8_8, 34, 2);
+signed_kernels!(q8_1_q8, q8_1_q8_4, q8_1_q8_8, 36, 4);

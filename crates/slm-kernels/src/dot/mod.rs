@@ -5,7 +5,7 @@
 //! [`Q8KBlock`], and F32/F16/BF16 take the f32 activations as they are. For every pair there is
 //! a scalar kernel ([`scalar`]) and, where written, SIMD kernels chosen at run time by [`Isa`].
 
-use crate::act::{Q8Block, Q8KBlock};
+use crate::act::{Group8, Q8Block, Q8KBlock};
 use crate::{GgmlType, KernelError};
 
 #[cfg(target_arch = "x86_64")]
@@ -76,10 +76,15 @@ pub(crate) type DotFn<A> = unsafe fn(&[u8], &[A]) -> f32;
 /// One weight row · four activation rows (loads and unpacks the weights once).
 pub(crate) type Dot4Fn<A> = unsafe fn(&[u8], [&[A]; 4]) -> [f32; 4];
 
+/// One weight row · eight activation rows (tokens `8g..8g+8`), with their scales gathered in
+/// `groups` (one [`Group8`] per block; Q8 activations only).
+pub(crate) type Dot8Fn<A> = unsafe fn(&[u8], [&[A]; 8], &[Group8]) -> [f32; 8];
+
 /// The kernels for one (weight type, activation type, ISA).
 pub(crate) struct Tiles<A: 'static> {
     pub one: DotFn<A>,
     pub four: Option<Dot4Fn<A>>,
+    pub eight: Option<Dot8Fn<A>>,
 }
 
 impl<A> Clone for Tiles<A> {
@@ -98,13 +103,13 @@ pub(crate) enum Kernel {
 }
 
 fn q8(one: DotFn<Q8Block>) -> Kernel {
-    Kernel::Q8(Tiles { one, four: None })
+    Kernel::Q8(Tiles { one, four: None, eight: None })
 }
 fn q8k(one: DotFn<Q8KBlock>) -> Kernel {
-    Kernel::Q8K(Tiles { one, four: None })
+    Kernel::Q8K(Tiles { one, four: None, eight: None })
 }
 fn f32k(one: DotFn<f32>) -> Kernel {
-    Kernel::F32(Tiles { one, four: None })
+    Kernel::F32(Tiles { one, four: None, eight: None })
 }
 
 /// The scalar kernel for `dtype`.
@@ -147,14 +152,16 @@ pub(crate) fn kernel(dtype: GgmlType, isa: Isa) -> Result<Kernel, KernelError> {
 #[cfg(target_arch = "x86_64")]
 fn avx2_kernel(dtype: GgmlType) -> Option<Kernel> {
     use GgmlType::*;
-    let q8_4 = |one: DotFn<Q8Block>, four: Dot4Fn<Q8Block>| Kernel::Q8(Tiles { one, four: Some(four) });
+    let q8 = |one: DotFn<Q8Block>, four: Dot4Fn<Q8Block>, eight: Dot8Fn<Q8Block>| {
+        Kernel::Q8(Tiles { one, four: Some(four), eight: Some(eight) })
+    };
     Some(match dtype {
-        Q4_0 => q8_4(avx2::q4_0_q8, avx2::q4_0_q8_4),
-        Q4_1 => q8_4(avx2::q4_1_q8, avx2::q4_1_q8_4),
-        Q5_0 => q8_4(avx2::q5_0_q8, avx2::q5_0_q8_4),
-        Q5_1 => q8_4(avx2::q5_1_q8, avx2::q5_1_q8_4),
-        Q8_0 => q8_4(avx2::q8_0_q8, avx2::q8_0_q8_4),
-        Q8_1 => q8_4(avx2::q8_1_q8, avx2::q8_1_q8_4),
+        Q4_0 => q8(avx2::q4_0_q8, avx2::q4_0_q8_4, avx2::q4_0_q8_8),
+        Q4_1 => q8(avx2::q4_1_q8, avx2::q4_1_q8_4, avx2::q4_1_q8_8),
+        Q5_0 => q8(avx2::q5_0_q8, avx2::q5_0_q8_4, avx2::q5_0_q8_8),
+        Q5_1 => q8(avx2::q5_1_q8, avx2::q5_1_q8_4, avx2::q5_1_q8_8),
+        Q8_0 => q8(avx2::q8_0_q8, avx2::q8_0_q8_4, avx2::q8_0_q8_8),
+        Q8_1 => q8(avx2::q8_1_q8, avx2::q8_1_q8_4, avx2::q8_1_q8_8),
         _ => return None,
     })
 }

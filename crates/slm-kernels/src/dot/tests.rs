@@ -2,7 +2,7 @@
 //! dequantized weights and dequantized activations: the two must agree up to f32 rounding.
 
 use super::*;
-use crate::act::{quantize_q8, quantize_q8k};
+use crate::act::{gather_group8, quantize_q8, quantize_q8k};
 use crate::quant::{dequantize_row, quantize_row, SUPPORTED_TYPES};
 
 fn test_data(n: usize, seed: u64) -> Vec<f32> {
@@ -28,7 +28,7 @@ fn reference(dtype: GgmlType, w: &[u8], a: &[f32]) -> (f64, f64) {
 
 fn check(dtype: GgmlType, isa: Isa, cols: usize) {
     let w = weight_row(dtype, cols, 11 + cols as u64);
-    let xs: Vec<Vec<f32>> = (0..4).map(|t| test_data(cols, 100 + t)).collect();
+    let xs: Vec<Vec<f32>> = (0..8).map(|t| test_data(cols, 100 + t)).collect();
     let k = kernel(dtype, isa).unwrap();
     let ctx = format!("{dtype} {isa:?} cols {cols}");
     match k {
@@ -58,7 +58,10 @@ fn check(dtype: GgmlType, isa: Isa, cols: usize) {
                         .sum()
                 })
                 .collect();
-            run_tiles(&ctx, dtype, &w, &t, &acts, &deq, &extra);
+            let flat: Vec<Q8Block> = acts.iter().flatten().copied().collect();
+            let mut groups = vec![Group8::default(); cols / 32];
+            gather_group8(&flat, cols / 32, &mut groups);
+            run_tiles(&ctx, dtype, &w, &t, &acts, &deq, &extra, &groups);
         }
         Kernel::Q8K(t) => {
             let acts: Vec<Vec<Q8KBlock>> = xs
@@ -71,13 +74,23 @@ fn check(dtype: GgmlType, isa: Isa, cols: usize) {
                 .collect();
             let deq: Vec<Vec<f32>> =
                 acts.iter().map(|bs| bs.iter().flat_map(|b| b.qs.iter().map(move |&q| q as f32 * b.d)).collect()).collect();
-            run_tiles(&ctx, dtype, &w, &t, &acts, &deq, &[0.0; 4]);
+            run_tiles(&ctx, dtype, &w, &t, &acts, &deq, &[0.0; 8], &[]);
         }
-        Kernel::F32(t) => run_tiles(&ctx, dtype, &w, &t, &xs, &xs, &[0.0; 4]),
+        Kernel::F32(t) => run_tiles(&ctx, dtype, &w, &t, &xs, &xs, &[0.0; 8], &[]),
     }
 }
 
-fn run_tiles<A>(ctx: &str, dtype: GgmlType, w: &[u8], t: &Tiles<A>, acts: &[Vec<A>], deq: &[Vec<f32>], extra: &[f64]) {
+#[allow(clippy::too_many_arguments)]
+fn run_tiles<A>(
+    ctx: &str,
+    dtype: GgmlType,
+    w: &[u8],
+    t: &Tiles<A>,
+    acts: &[Vec<A>],
+    deq: &[Vec<f32>],
+    extra: &[f64],
+    groups: &[Group8],
+) {
     for ((a, d), e) in acts.iter().zip(deq).zip(extra) {
         let got = unsafe { (t.one)(w, a) } as f64;
         let (want, tol) = reference(dtype, w, d);
@@ -90,6 +103,15 @@ fn run_tiles<A>(ctx: &str, dtype: GgmlType, w: &[u8], t: &Tiles<A>, acts: &[Vec<
             let (want, tol) = reference(dtype, w, &deq[k]);
             let tol = tol + extra[k];
             assert!((*g as f64 - want).abs() <= tol, "{ctx} four[{k}]: got {g}, want {want}, tol {tol}");
+        }
+    }
+    if let Some(eight) = t.eight {
+        let rows: [&[A]; 8] = std::array::from_fn(|k| acts[k].as_slice());
+        let got = unsafe { eight(w, rows, groups) };
+        for (k, g) in got.iter().enumerate() {
+            let (want, tol) = reference(dtype, w, &deq[k]);
+            let tol = tol + extra[k];
+            assert!((*g as f64 - want).abs() <= tol, "{ctx} eight[{k}]: got {g}, want {want}, tol {tol}");
         }
     }
 }
