@@ -302,3 +302,51 @@ macro_rules! signed_kernels {
 
 signed_kernels!(q8_0_q8, q8_0_q8_4, q8_0_q8_8, 34, 2);
 signed_kernels!(q8_1_q8, q8_1_q8_4, q8_1_q8_8, 36, 4);
+
+/// Generates an f32-activation kernel: `$load(p, i)` returns 8 weights starting at element `i`.
+macro_rules! float_kernel {
+    ($name:ident, $elem:expr, $load:ident, $scalar:path) => {
+        /// One float row · one f32 row. Requires avx2, fma, f16c.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(super) unsafe fn $name(w: &[u8], x: &[f32]) -> f32 {
+            let n = (w.len() / $elem).min(x.len());
+            let (p, xp) = (w.as_ptr(), x.as_ptr());
+            let mut acc = [_mm256_setzero_ps(); 4];
+            let mut i = 0;
+            while i + 32 <= n {
+                for (k, a) in acc.iter_mut().enumerate() {
+                    let j = i + 8 * k;
+                    *a = _mm256_fmadd_ps($load(p, j), _mm256_loadu_ps(xp.add(j)), *a);
+                }
+                i += 32;
+            }
+            while i + 8 <= n {
+                acc[0] = _mm256_fmadd_ps($load(p, i), _mm256_loadu_ps(xp.add(i)), acc[0]);
+                i += 8;
+            }
+            let main = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+            main + $scalar(w.get_unchecked(i * $elem..n * $elem), x.get_unchecked(i..n))
+        }
+    };
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load_f32(p: *const u8, i: usize) -> __m256 {
+    _mm256_loadu_ps(p.add(4 * i) as *const f32)
+}
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load_f16(p: *const u8, i: usize) -> __m256 {
+    _mm256_cvtph_ps(_mm_loadu_si128(p.add(2 * i) as *const __m128i))
+}
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load_bf16(p: *const u8, i: usize) -> __m256 {
+    let h = _mm256_cvtepu16_epi32(_mm_loadu_si128(p.add(2 * i) as *const __m128i));
+    _mm256_castsi256_ps(_mm256_slli_epi32(h, 16))
+}
+
+float_kernel!(f32_f32, 4, load_f32, super::scalar::f32_f32);
+float_kernel!(f16_f32, 2, load_f16, super::scalar::f16_f32);
+float_kernel!(bf16_f32, 2, load_bf16, super::scalar::bf16_f32);

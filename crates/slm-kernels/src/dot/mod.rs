@@ -10,6 +10,8 @@ use crate::{GgmlType, KernelError};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx2_k;
 pub(crate) mod scalar;
 #[cfg(test)]
 mod tests;
@@ -162,6 +164,12 @@ fn avx2_kernel(dtype: GgmlType) -> Option<Kernel> {
         Q5_1 => q8(avx2::q5_1_q8, avx2::q5_1_q8_4, avx2::q5_1_q8_8),
         Q8_0 => q8(avx2::q8_0_q8, avx2::q8_0_q8_4, avx2::q8_0_q8_8),
         Q8_1 => q8(avx2::q8_1_q8, avx2::q8_1_q8_4, avx2::q8_1_q8_8),
+        Q4_K => q8k(avx2_k::q4_k_q8k),
+        Q5_K => q8k(avx2_k::q5_k_q8k),
+        Q6_K => q8k(avx2_k::q6_k_q8k),
+        F32 => f32k(avx2::f32_f32),
+        F16 => f32k(avx2::f16_f32),
+        BF16 => f32k(avx2::bf16_f32),
         _ => return None,
     })
 }
