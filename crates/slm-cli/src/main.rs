@@ -1,1 +1,32 @@
-fn main() {}
+//! The `slm` command-line tool: parses arguments, calls the libraries, prints results.
+//! Nothing else lives here.
+
+mod args;
+mod cmd;
+mod load;
+mod progress;
+mod sink;
+
+use args::{Cli, Command};
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(a) => cmd::run::run(a),
+        Command::Chat(a) => cmd::chat::run(a),
+        Command::Pull(a) => cmd::models::pull(a),
+        Command::List => cmd::models::list(),
+        Command::Show(a) => cmd::show::run(a),
+        Command::Perplexity(a) => cmd::perplexity::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -108,6 +108,14 @@ pub enum RuntimeError {
         /// The allowed range.
         reason: &'static str,
     },
+
+    /// The model failed to load or run.
+    #[error(transparent)]
+    Model(#[from] slm_model::ModelError),
+
+    /// A request that cannot be served as given (empty prompt, prompt longer than the context...).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
 }
 
 impl RuntimeError {

@@ -11,12 +11,18 @@
 
 pub mod chat_template;
 pub mod error;
+pub mod eval;
 pub mod sampler;
+pub mod session;
 pub mod stop;
 pub mod tokenizer;
 
 pub use chat_template::{ChatMessage, ChatTemplate, RenderedPrompt};
 pub use error::RuntimeError;
+pub use eval::{perplexity, PerplexityOptions, PerplexityReport};
 pub use sampler::{Sampler, SamplerConfig};
+pub use session::{
+    encode_chat, FinishReason, GenerateOptions, GenerationStats, Session, SessionOptions, StringSink, TokenSink,
+};
 pub use stop::{StopChecker, StopStatus};
 pub use tokenizer::{GgufVocab, TokenDecoder, TokenKind, Tokenizer};

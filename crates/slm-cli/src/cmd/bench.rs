@@ -1,0 +1,100 @@
+//! `slm bench`: prompt-processing (ppN) and generation (tgN) speed, reported like llama-bench.
+//!
+//! As in llama-bench, the prompt test processes N tokens in one go from an empty context and the
+//! generation test decodes N tokens one at a time from an empty context; tokens are random ids,
+//! since speed does not depend on which tokens they are. One warm-up run precedes the timed ones.
+
+use crate::args::BenchArgs;
+use crate::load;
+use anyhow::Result;
+use serde_json::json;
+use slm_kernels::Pool;
+use slm_model::{Logits, Model};
+use slm_model::random_init::SplitMix64;
+use std::time::Instant;
+
+/// Runs the command.
+pub fn run(args: BenchArgs) -> Result<()> {
+    let path = load::model_path(&args.model)?;
+    let load_start = Instant::now();
+    let model = Model::load(&path)?;
+    let load_secs = load_start.elapsed().as_secs_f64();
+    let threads = load::threads(args.threads);
+    let pool = Pool::new(threads)?;
+    let file_name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut rows = Vec::new();
+    if args.n_prompt > 0 {
+        rows.push(measure(&model, &pool, args.n_prompt, 0, args.batch, args.repetitions)?);
+    }
+    if args.n_gen > 0 {
+        rows.push(measure(&model, &pool, 0, args.n_gen, args.batch, args.repetitions)?);
+    }
+    if args.output == "json" {
+        let out: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "model_filename": path.display().to_string(),
+                    "model_type": file_name,
+                    "n_prompt": r.n_prompt,
+                    "n_gen": r.n_gen,
+                    "n_threads": threads,
+                    "n_batch": args.batch,
+                    "avg_ts": r.avg,
+                    "stddev_ts": r.stddev,
+                    "samples_ts": r.samples,
+                    "load_secs": load_secs,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        let size_mib = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) as f64 / (1024.0 * 1024.0);
+        let params = model.config().n_params() as f64 / 1e6;
+        println!("| model | size | params | backend | threads | test | t/s |");
+        println!("| ----- | ---: | -----: | ------- | ------: | ---: | --: |");
+        for r in &rows {
+            let test = if r.n_prompt > 0 { format!("pp{}", r.n_prompt) } else { format!("tg{}", r.n_gen) };
+            println!(
+                "| {file_name} | {size_mib:.2} MiB | {params:.2} M | CPU | {threads} | {test} | {:.2} ± {:.2} |",
+                r.avg, r.stddev
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Speeds of one test over its repetitions.
+struct Row {
+    n_prompt: usize,
+    n_gen: usize,
+    samples: Vec<f64>,
+    avg: f64,
+    stddev: f64,
+}
+
+fn measure(model: &Model, pool: &Pool, n_prompt: usize, n_gen: usize, n_batch: usize, reps: usize) -> Result<Row> {
+    let n_vocab = model.config().n_vocab as u64;
+    let mut rng = SplitMix64::new(1234);
+    let n_ctx = (n_prompt + n_gen).max(1);
+    let mut ctx = model.new_context(n_ctx, n_batch.max(1))?;
+    let mut samples = Vec::new();
+    for rep in 0..=reps.max(1) {
+        ctx.clear();
+        let tokens: Vec<u32> = (0..n_ctx).map(|_| (rng.next_u64() % n_vocab) as u32).collect();
+        let start = Instant::now();
+        if n_prompt > 0 {
+            model.forward(&mut ctx, pool, &tokens[..n_prompt], Logits::Last)?;
+        }
+        for &t in &tokens[..n_gen] {
+            model.forward(&mut ctx, pool, &[t], Logits::Last)?;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        if rep > 0 {
+            samples.push((n_prompt + n_gen) as f64 / secs);
+        }
+    }
+    let avg = samples.iter().sum::<f64>() / samples.len() as f64;
+    let var = samples.iter().map(|s| (s - avg).powi(2)).sum::<f64>() / (samples.len().max(2) - 1) as f64;
+    Ok(Row { n_prompt, n_gen, samples, avg, stddev: var.sqrt() })
+}

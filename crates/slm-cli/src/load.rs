@@ -1,0 +1,57 @@
+//! Resolving `-m` to a file (fetching it on first use) and loading model + tokenizer + template.
+
+use crate::progress::BarProgress;
+use anyhow::{Context as _, Result};
+use slm_hub::HubConfig;
+use slm_kernels::Pool;
+use slm_model::Model;
+use slm_runtime::{ChatTemplate, GgufVocab, Tokenizer};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Default context when the user gives none (capped by the model's training context).
+pub const DEFAULT_CTX: usize = 4096;
+
+/// Everything needed to generate with one model.
+pub struct Loaded {
+    /// Where the GGUF file is.
+    pub path: PathBuf,
+    /// The model (weights memory-mapped).
+    pub model: Arc<Model>,
+    /// Its tokenizer.
+    pub tokenizer: Arc<Tokenizer>,
+    /// Its chat template (ChatML when the file has none).
+    pub template: ChatTemplate,
+}
+
+/// Finds the model file for `-m`: an existing path, or a registry name fetched into the cache.
+pub fn model_path(name_or_path: &str) -> Result<PathBuf> {
+    let cfg = HubConfig::from_env()?;
+    Ok(slm_hub::ensure_model(&cfg, name_or_path, &BarProgress::default())?)
+}
+
+/// Loads model, tokenizer and chat template.
+pub fn load(name_or_path: &str) -> Result<Loaded> {
+    let path = model_path(name_or_path)?;
+    let model = Model::load(&path).with_context(|| format!("loading model {}", path.display()))?;
+    let tokenizer = GgufVocab::from_metadata(model.gguf().metadata()).and_then(|v| Tokenizer::from_gguf_vocab(&v))
+        .with_context(|| format!("reading the tokenizer of {}", path.display()))?;
+    let template = ChatTemplate::for_tokenizer(&tokenizer).context("preparing the chat template")?;
+    Ok(Loaded { path, model: Arc::new(model), tokenizer: Arc::new(tokenizer), template })
+}
+
+/// The thread count: the flag, else the number of cores.
+pub fn threads(flag: Option<usize>) -> usize {
+    flag.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1)
+}
+
+/// A thread pool of `threads(flag)` workers.
+pub fn pool(flag: Option<usize>) -> Result<Arc<Pool>> {
+    Ok(Arc::new(Pool::new(threads(flag))?))
+}
+
+/// The context size: the flag, else the default, never above the model's training context.
+pub fn context_size(flag: Option<usize>, model: &Model) -> usize {
+    let train = model.config().n_ctx_train.max(1);
+    flag.unwrap_or(DEFAULT_CTX.min(train))
+}
