@@ -24,6 +24,8 @@
 mod act;
 pub mod dot;
 mod error;
+#[cfg(test)]
+mod ggml_golden_tests;
 mod matmul;
 mod matrix;
 pub mod ops;
