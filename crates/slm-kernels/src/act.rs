@@ -17,8 +17,11 @@ use slm_format::QK_K;
 /// logits track llama.cpp's closely. `sd = d * sum(qs)` without the f16 rounding serves the
 /// Q4_0/Q5_0 kernels that compute `sum((q - 8) * a)` as `sum(q * a) - 8 * sum(a)` and must stay
 /// as exact as ggml's signed-integer version.
+///
+/// The layout is fixed (`#[repr(C)]`, 48 bytes, 16-aligned) so kernels load `(d, s, sd, 0)` as
+/// one vector.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-#[repr(C, align(4))]
+#[repr(C, align(16))]
 pub struct Q8Block {
     /// Quantized values.
     pub qs: [i8; 32],
@@ -28,6 +31,8 @@ pub struct Q8Block {
     pub s: f32,
     /// `d * sum(qs)` in f32.
     pub sd: f32,
+    /// Always 0; completes the `(d, s, sd, pad)` vector.
+    pub pad: f32,
 }
 
 /// The scales of one block column across eight consecutive tokens, gathered so that 8-token
@@ -82,8 +87,19 @@ impl Default for Q8KBlock {
 }
 
 /// Quantizes `x` (a multiple of 32 long) into `out` (`x.len() / 32` blocks); see [`Q8Block`]
-/// for the exact arithmetic.
+/// for the exact arithmetic. Uses AVX2 when the CPU has it (same results).
 pub fn quantize_q8(x: &[f32], out: &mut [Q8Block]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::dot::Isa::Avx2.is_available() {
+        // SAFETY: the CPU supports avx2, fma and f16c (checked just above).
+        unsafe { crate::act_avx2::quantize_q8(x, out) };
+        return;
+    }
+    quantize_q8_scalar(x, out)
+}
+
+/// Portable [`quantize_q8`].
+pub(crate) fn quantize_q8_scalar(x: &[f32], out: &mut [Q8Block]) {
     for (xs, b) in x.chunks_exact(32).zip(out.iter_mut()) {
         let amax = xs.iter().fold(0.0f32, |a, v| a.max(v.abs()));
         let d = amax / 127.0;
@@ -101,8 +117,19 @@ pub fn quantize_q8(x: &[f32], out: &mut [Q8Block]) {
 }
 
 /// Quantizes `x` (a multiple of 256 long) into `out` (`x.len() / 256` blocks) as ggml's Q8_K
-/// (scale kept in f32, as ggml does).
+/// (scale kept in f32, as ggml does). Uses AVX2 when the CPU has it (same results).
 pub fn quantize_q8k(x: &[f32], out: &mut [Q8KBlock]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::dot::Isa::Avx2.is_available() {
+        // SAFETY: the CPU supports avx2, fma and f16c (checked just above).
+        unsafe { crate::act_avx2::quantize_q8k(x, out) };
+        return;
+    }
+    quantize_q8k_scalar(x, out)
+}
+
+/// Portable [`quantize_q8k`].
+pub(crate) fn quantize_q8k_scalar(x: &[f32], out: &mut [Q8KBlock]) {
     for (xs, b) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
         b.d = quantize_q8_k_block(xs, &mut b.qs, &mut b.bsums);
     }
@@ -195,6 +222,23 @@ mod tests {
             assert_eq!(b[0].bsums[g], s);
         }
         assert!((b[0].d * -127.0 - -3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn simd_quantizers_equal_scalar_ones() {
+        let mut x: Vec<f32> = crate::quant::tests::test_data(4 * 256, 77);
+        x[300] = -x.iter().fold(0.0f32, |m, v| m.max(v.abs())) * 1.5; // negative absmax
+        x[600..640].iter_mut().for_each(|v| *v = 0.0); // an all-zero Q8 block
+        x[768..].iter_mut().for_each(|v| *v = 0.0); // an all-zero Q8_K block
+        x[5] = 0.5 * 127.0 / 2.0; // exercises ties in some block
+        let (mut a, mut b) = (vec![Q8Block::default(); 32], vec![Q8Block::default(); 32]);
+        quantize_q8(&x, &mut a);
+        quantize_q8_scalar(&x, &mut b);
+        assert_eq!(a, b);
+        let (mut a, mut b) = (vec![Q8KBlock::default(); 4], vec![Q8KBlock::default(); 4]);
+        quantize_q8k(&x, &mut a);
+        quantize_q8k_scalar(&x, &mut b);
+        assert_eq!(a, b);
     }
 
     #[test]

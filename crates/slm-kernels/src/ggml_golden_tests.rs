@@ -126,7 +126,7 @@ fn q8_from_ggml(b: &[u8], with_s: bool) -> Vec<Q8Block> {
             }
             let d = f16_at(c, 0);
             let sum: i32 = qs.iter().map(|&q| q as i32).sum();
-            Q8Block { qs, d, s: if with_s { f16_at(c, 2) } else { d * sum as f32 }, sd: d * sum as f32 }
+            Q8Block { qs, d, s: if with_s { f16_at(c, 2) } else { d * sum as f32 }, sd: d * sum as f32, pad: 0.0 }
         })
         .collect()
 }

@@ -22,6 +22,8 @@
 //! The crate builds for `wasm32-unknown-unknown` (scalar kernels, `Pool::new(1)`).
 
 mod act;
+#[cfg(target_arch = "x86_64")]
+mod act_avx2;
 pub mod dot;
 mod error;
 #[cfg(test)]

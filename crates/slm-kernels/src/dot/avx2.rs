@@ -89,6 +89,21 @@ unsafe fn load_act(b: &Q8Block) -> __m256i {
     _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i)
 }
 
+/// `(d, m, 0, 0)` from a block starting with f16 `d`, `m` (Q4_1, Q5_1).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dm_dm(p: *const u8) -> __m128 {
+    _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(p as *const i32)))
+}
+
+/// `(d, d, d, d)` from a block starting with f16 `d` (Q4_0, Q5_0).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dm_d(p: *const u8) -> __m128 {
+    let d = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(p as *const u16) as i32));
+    _mm_shuffle_ps(d, d, 0)
+}
+
 // Unpackers: (unsigned quants, d, m) with value = d * q + m.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -117,7 +132,7 @@ unsafe fn unpack_q5_1(p: *const u8) -> (__m256i, f32, f32) {
 
 /// Generates `$one(w, a)` and `$four(w, [a; 4])` for an unsigned legacy format.
 macro_rules! unsigned_kernels {
-    ($one:ident, $four:ident, $eight:ident, $bytes:expr, $unpack:ident, $sum:ident) => {
+    ($one:ident, $four:ident, $eight:ident, $bytes:expr, $unpack:ident, $sum:ident, $dm:ident, $lane:expr, $mmul:expr) => {
         /// One row · eight activation rows. Requires avx2, fma, f16c.
         ///
         /// The eight per-token `maddubs` results are reduced with two levels of 16-bit
@@ -159,31 +174,41 @@ macro_rules! unsigned_kernels {
         }
 
         /// One row · one activation row. Requires avx2, fma, f16c.
+        ///
+        /// Per block, one 4-lane multiply `(d_w, m_w | d_w, ..) * (d_a, s_a, sd_a, 0)` yields
+        /// both the block scale (lane 0) and the `m` term (lane `$lane`), which accumulates in
+        /// place and is scaled by `$mmul` once at the end.
         #[target_feature(enable = "avx2,fma,f16c")]
         pub(super) unsafe fn $one(w: &[u8], a: &[Q8Block]) -> f32 {
             let nb = (w.len() / $bytes).min(a.len());
             let p = w.as_ptr();
             let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-            let (mut m0, mut m1) = (0.0f32, 0.0f32);
+            let mut macc = _mm_setzero_ps();
             let mut i = 0;
             // Two independent accumulators hide the FMA latency.
             while i + 2 <= nb {
                 let (b0, b1) = (a.get_unchecked(i), a.get_unchecked(i + 1));
-                let (q0, d0, mm0) = $unpack(p.add(i * $bytes));
-                let (q1, d1, mm1) = $unpack(p.add((i + 1) * $bytes));
-                acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * b0.d), dot_u8i8(q0, load_act(b0)), acc0);
-                acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d1 * b1.d), dot_u8i8(q1, load_act(b1)), acc1);
-                m0 += mm0 * b0.$sum;
-                m1 += mm1 * b1.$sum;
+                let (p0, p1) = (p.add(i * $bytes), p.add((i + 1) * $bytes));
+                let s0 = _mm_mul_ps($dm(p0), _mm_load_ps(&b0.d));
+                let s1 = _mm_mul_ps($dm(p1), _mm_load_ps(&b1.d));
+                let (q0, _, _) = $unpack(p0);
+                let (q1, _, _) = $unpack(p1);
+                acc0 = _mm256_fmadd_ps(_mm256_broadcastss_ps(s0), dot_u8i8(q0, load_act(b0)), acc0);
+                acc1 = _mm256_fmadd_ps(_mm256_broadcastss_ps(s1), dot_u8i8(q1, load_act(b1)), acc1);
+                macc = _mm_add_ps(macc, _mm_add_ps(s0, s1));
                 i += 2;
             }
             if i < nb {
                 let b0 = a.get_unchecked(i);
-                let (q0, d0, mm0) = $unpack(p.add(i * $bytes));
-                acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * b0.d), dot_u8i8(q0, load_act(b0)), acc0);
-                m0 += mm0 * b0.$sum;
+                let p0 = p.add(i * $bytes);
+                let s0 = _mm_mul_ps($dm(p0), _mm_load_ps(&b0.d));
+                let (q0, _, _) = $unpack(p0);
+                acc0 = _mm256_fmadd_ps(_mm256_broadcastss_ps(s0), dot_u8i8(q0, load_act(b0)), acc0);
+                macc = _mm_add_ps(macc, s0);
             }
-            hsum(_mm256_add_ps(acc0, acc1)) + m0 + m1
+            let mut lanes = [0.0f32; 4];
+            _mm_storeu_ps(lanes.as_mut_ptr(), macc);
+            hsum(_mm256_add_ps(acc0, acc1)) + $mmul * lanes[$lane]
         }
 
         /// One row · four activation rows. Requires avx2, fma, f16c.
@@ -209,10 +234,10 @@ macro_rules! unsigned_kernels {
 }
 
 // Q4_1/Q5_1 use ggml's f16-rounded `s`; the Q4_0/Q5_0 offset trick needs the exact `sd`.
-unsigned_kernels!(q4_0_q8, q4_0_q8_4, q4_0_q8_8, 18, unpack_q4_0, sd);
-unsigned_kernels!(q4_1_q8, q4_1_q8_4, q4_1_q8_8, 20, unpack_q4_1, s);
-unsigned_kernels!(q5_0_q8, q5_0_q8_4, q5_0_q8_8, 22, unpack_q5_0, sd);
-unsigned_kernels!(q5_1_q8, q5_1_q8_4, q5_1_q8_8, 24, unpack_q5_1, s);
+unsigned_kernels!(q4_0_q8, q4_0_q8_4, q4_0_q8_8, 18, unpack_q4_0, sd, dm_d, 2, -8.0);
+unsigned_kernels!(q4_1_q8, q4_1_q8_4, q4_1_q8_8, 20, unpack_q4_1, s, dm_dm, 1, 1.0);
+unsigned_kernels!(q5_0_q8, q5_0_q8_4, q5_0_q8_8, 22, unpack_q5_0, sd, dm_d, 2, -16.0);
+unsigned_kernels!(q5_1_q8, q5_1_q8_4, q5_1_q8_8, 24, unpack_q5_1, s, dm_dm, 1, 1.0);
 
 /// `sum(x * y)` per 4-byte group for signed bytes (`|x| * sign(y, x)`; x = -128 is fine since
 /// activations are within ±127).
