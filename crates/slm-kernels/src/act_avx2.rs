@@ -85,10 +85,7 @@ pub(crate) unsafe fn quantize_q8k(x: &[f32], out: &mut [Q8KBlock]) {
         for (c, q) in xs.chunks_exact(32).zip(b.qs.chunks_exact_mut(32)) {
             round_pack32(c.as_ptr(), id, q.as_mut_ptr());
         }
-        // -128 can only appear where ggml clamps to 127 (x = -max exactly rounds to 127 anyway).
-        for q in b.qs.iter_mut() {
-            *q = (*q).min(127);
-        }
+        // |iscale * x| <= 127, so the saturating packs never clip and ggml's MIN(127, v) is moot.
         for (s, g) in b.bsums.iter_mut().zip(b.qs.chunks_exact(16)) {
             *s = g.iter().map(|&q| q as i16).sum();
         }

@@ -5,6 +5,8 @@
 //! release the operation covers the common prefix (iterators and `zip`, never out-of-bounds).
 
 mod rope;
+#[cfg(target_arch = "x86_64")]
+mod simd_x86;
 pub use rope::{rope_inplace, RopeTable};
 
 /// `out[i] = x[i] / rms(x) * weight[i]` with `rms(x) = sqrt(mean(x²) + eps)`, accumulated in f64
@@ -75,9 +77,26 @@ pub fn scale_inplace(x: &mut [f32], a: f32) {
     }
 }
 
-/// `sum(a[i] * b[i])`, with 16 independent partial sums so it vectorizes.
+/// Whether the AVX2 versions may be used (detected once).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn use_avx2() -> bool {
+    matches!(crate::best_isa(), crate::Isa::Avx2 | crate::Isa::Avx512Vnni)
+}
+
+/// `sum(a[i] * b[i])` (AVX2 + FMA when available).
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2() {
+        // SAFETY: avx2 and fma were detected.
+        return unsafe { simd_x86::dot(a, b) };
+    }
+    dot_f32_scalar(a, b)
+}
+
+/// Portable [`dot_f32`]: 16 independent partial sums so it vectorizes.
+pub(crate) fn dot_f32_scalar(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0.0f32; 16];
@@ -100,11 +119,55 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     acc[0] + tail
 }
 
-/// `acc[i] += a * x[i]`.
+/// `acc[i] += a * x[i]` (AVX2 + FMA when available).
 pub fn axpy(acc: &mut [f32], a: f32, x: &[f32]) {
     debug_assert_eq!(acc.len(), x.len());
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2() {
+        // SAFETY: avx2 and fma were detected.
+        return unsafe { simd_x86::axpy(acc, a, x) };
+    }
     for (s, &v) in acc.iter_mut().zip(x) {
         *s += a * v;
+    }
+}
+
+/// Attention scores: `out[j] = scale * dot(q, keys[j])` for every key row.
+///
+/// # Shapes
+/// `q`: `[d]`; `keys`: `[out.len()][d]` row-major; `out`: `[n_keys]`.
+pub fn dot_rows(q: &[f32], keys: &[f32], scale: f32, out: &mut [f32]) {
+    let d = q.len();
+    debug_assert!(keys.len() >= out.len() * d);
+    if d == 0 {
+        out.fill(0.0);
+        return;
+    }
+    for (o, k) in out.iter_mut().zip(keys.chunks_exact(d)) {
+        *o = scale * dot_f32(q, k);
+    }
+}
+
+/// Attention output: `out[i] = sum_j w[j] * rows[j][i]` (overwrites `out`).
+///
+/// # Shapes
+/// `w`: `[n]`; `rows`: `[n][out.len()]` row-major; `out`: `[d]`.
+pub fn weighted_sum_rows(w: &[f32], rows: &[f32], out: &mut [f32]) {
+    debug_assert!(rows.len() >= w.len() * out.len());
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2() {
+        // SAFETY: avx2 and fma were detected.
+        return unsafe { simd_x86::weighted_sum(w, rows, out) };
+    }
+    let d = out.len();
+    out.fill(0.0);
+    if d == 0 {
+        return;
+    }
+    for (&wj, r) in w.iter().zip(rows.chunks_exact(d)) {
+        for (o, v) in out.iter_mut().zip(r) {
+            *o += wj * v;
+        }
     }
 }
 

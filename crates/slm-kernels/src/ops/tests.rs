@@ -154,3 +154,41 @@ fn rope_partial_rotation_and_freq_factors() {
     assert!(close(x[0], 2.0f32.cos(), 1e-6) && close(x[1], 2.0f32.sin(), 1e-6));
     assert_eq!((x[2], x[3]), (5.0, 6.0));
 }
+
+#[test]
+fn simd_blas1_matches_scalar_for_all_lengths() {
+    for n in [0usize, 1, 7, 8, 9, 31, 32, 33, 64, 100, 257] {
+        let a: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01).collect();
+        let b: Vec<f32> = (0..n).map(|i| ((i * 53 % 97) as f32 - 48.0) * 0.02).collect();
+        let exact: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+        let mag: f64 = a.iter().zip(&b).map(|(x, y)| (*x as f64 * *y as f64).abs()).sum();
+        assert!((dot_f32(&a, &b) as f64 - exact).abs() <= 1e-6 * mag + 1e-7, "dot n={n}");
+        assert!((dot_f32_scalar(&a, &b) as f64 - exact).abs() <= 1e-6 * mag + 1e-7);
+        let mut acc = b.clone();
+        axpy(&mut acc, 0.75, &a);
+        for i in 0..n {
+            assert!((acc[i] - (b[i] + 0.75 * a[i])).abs() <= 1e-6, "axpy n={n} i={i}");
+        }
+    }
+}
+
+#[test]
+fn attention_helpers_match_naive_loops() {
+    for d in [4usize, 64, 72, 130] {
+        let n = 13;
+        let q: Vec<f32> = (0..d).map(|i| (i as f32 * 0.3).sin()).collect();
+        let keys: Vec<f32> = (0..n * d).map(|i| (i as f32 * 0.17).cos()).collect();
+        let mut scores = vec![0.0; n];
+        dot_rows(&q, &keys, 0.5, &mut scores);
+        for j in 0..n {
+            let want: f32 = q.iter().zip(&keys[j * d..(j + 1) * d]).map(|(a, b)| a * b).sum::<f32>() * 0.5;
+            assert!(close(scores[j], want, 1e-5), "d={d} j={j}");
+        }
+        let mut out = vec![f32::NAN; d];
+        weighted_sum_rows(&scores, &keys, &mut out);
+        for i in 0..d {
+            let want: f32 = (0..n).map(|j| scores[j] * keys[j * d + i]).sum();
+            assert!(close(out[i], want, 1e-5), "d={d} i={i}: {} vs {want}", out[i]);
+        }
+    }
+}
