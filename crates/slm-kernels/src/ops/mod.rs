@@ -28,8 +28,19 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
 }
 
 /// Replaces `x` by `softmax(x)`, subtracting the max first so large logits do not overflow.
-/// `-inf` entries (masked positions) become 0. An empty row is left as is.
+/// `-inf` entries (masked positions) become 0. An empty row (or all `-inf`) is left as is.
+/// Uses a vectorized `exp` (about 1 ulp) with AVX2.
 pub fn softmax_inplace(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2() {
+        // SAFETY: avx2 and fma were detected.
+        return unsafe { simd_x86::softmax(x) };
+    }
+    softmax_scalar(x)
+}
+
+/// Portable [`softmax_inplace`] (f64 sum, `f32::exp`).
+pub(crate) fn softmax_scalar(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if x.is_empty() || max == f32::NEG_INFINITY {
         return;
@@ -57,6 +68,11 @@ pub fn silu(x: f32) -> f32 {
 /// `gate`, `up`: `[d_ff]`.
 pub fn silu_mul_inplace(gate: &mut [f32], up: &[f32]) {
     debug_assert_eq!(gate.len(), up.len());
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2() {
+        // SAFETY: avx2 and fma were detected.
+        return unsafe { simd_x86::silu_mul(gate, up) };
+    }
     for (g, &u) in gate.iter_mut().zip(up) {
         *g = silu(*g) * u;
     }

@@ -89,3 +89,131 @@ pub(super) fn weighted_sum(w: &[f32], rows: &[f32], out: &mut [f32]) {
         }
     }
 }
+
+/// `exp(x)` for 8 lanes, Cephes-style: `x = n ln2 + r` with a two-part ln2, a degree-6
+/// polynomial for `e^r`, and `2^n` built in the exponent bits. About 1 ulp on
+/// `[-87.33, 88.37]`; larger inputs saturate at `e^88.37`, smaller ones (whose exp would be
+/// subnormal) and -inf give 0. Callers never pass NaN (softmax subtracts a finite max).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn exp8(x: __m256) -> __m256 {
+    const HI: f32 = 88.376_26;
+    const LO: f32 = -87.336_55; // ln(f32::MIN_POSITIVE)
+    let too_small = _mm256_cmp_ps(x, _mm256_set1_ps(LO), _CMP_LT_OQ);
+    let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(LO)), _mm256_set1_ps(HI));
+    let fx = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E), _mm256_set1_ps(0.5)));
+    let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693_359_4), x);
+    let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.121_944_4e-4), r);
+    let mut p = _mm256_set1_ps(1.987_569_1e-4);
+    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1] {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    }
+    let y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0));
+    let pow2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23));
+    _mm256_andnot_ps(too_small, _mm256_mul_ps(y, pow2))
+}
+
+/// In-place softmax of `x` (max-subtracted, vectorized exp).
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn softmax(x: &mut [f32]) {
+    let n = x.len();
+    let mut mv = _mm256_set1_ps(f32::NEG_INFINITY);
+    let mut i = 0;
+    // SAFETY (all pointer accesses): i + 8 <= n.
+    unsafe {
+        while i + 8 <= n {
+            mv = _mm256_max_ps(mv, _mm256_loadu_ps(x.as_ptr().add(i)));
+            i += 8;
+        }
+    }
+    let lanes = {
+        let mut l = [0.0f32; 8];
+        unsafe { _mm256_storeu_ps(l.as_mut_ptr(), mv) };
+        l
+    };
+    let max = x[i..].iter().chain(lanes.iter()).copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return;
+    }
+    let m = _mm256_set1_ps(max);
+    let mut sv = _mm256_setzero_ps();
+    let mut tail = 0.0f32;
+    i = 0;
+    unsafe {
+        while i + 8 <= n {
+            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x.as_ptr().add(i)), m));
+            _mm256_storeu_ps(x.as_mut_ptr().add(i), e);
+            sv = _mm256_add_ps(sv, e);
+            i += 8;
+        }
+    }
+    for v in x[i..].iter_mut() {
+        *v = (*v - max).exp();
+        tail += *v;
+    }
+    let inv = 1.0 / (hsum(sv) + tail);
+    let iv = _mm256_set1_ps(inv);
+    i = 0;
+    unsafe {
+        while i + 8 <= n {
+            _mm256_storeu_ps(x.as_mut_ptr().add(i), _mm256_mul_ps(_mm256_loadu_ps(x.as_ptr().add(i)), iv));
+            i += 8;
+        }
+    }
+    for v in x[i..].iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// `gate[i] = silu(gate[i]) * up[i]` with the vectorized exp.
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    let n = gate.len().min(up.len());
+    let one = _mm256_set1_ps(1.0);
+    let mut i = 0;
+    // SAFETY: i + 8 <= n <= gate.len(), up.len().
+    unsafe {
+        while i + 8 <= n {
+            let g = _mm256_loadu_ps(gate.as_ptr().add(i));
+            let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+            let s = _mm256_div_ps(g, _mm256_add_ps(one, e));
+            _mm256_storeu_ps(gate.as_mut_ptr().add(i), _mm256_mul_ps(s, _mm256_loadu_ps(up.as_ptr().add(i))));
+            i += 8;
+        }
+    }
+    for (g, u) in gate[i..n].iter_mut().zip(&up[i..n]) {
+        *g = super::silu(*g) * u;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp8_is_accurate_and_handles_extremes() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            return;
+        }
+        let mut worst = 0.0f64;
+        let mut x = -87.3f32;
+        while x < 88.0 {
+            let xs = [x, x + 0.013, x + 0.029, x + 0.031, x + 0.047, x + 0.05, x + 0.061, x + 0.077];
+            let mut out = [0.0f32; 8];
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), exp8(_mm256_loadu_ps(xs.as_ptr()))) };
+            for (v, o) in xs.iter().zip(out) {
+                let e = (*v as f64).exp();
+                worst = worst.max(((o as f64 - e) / e).abs());
+            }
+            x += 0.0791;
+        }
+        assert!(worst < 2.5e-7, "max relative error {worst}");
+        let special = [f32::NEG_INFINITY, -1000.0, -88.5, 0.0, 1000.0, f32::INFINITY, -0.0, 1e-30];
+        let mut out = [0.0f32; 8];
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), exp8(_mm256_loadu_ps(special.as_ptr()))) };
+        assert_eq!(&out[..3], &[0.0, 0.0, 0.0]);
+        assert_eq!(out[3], 1.0);
+        assert!(out[4].is_finite() && out[4] > 1e38 && out[5] == out[4]);
+        assert_eq!((out[6], out[7]), (1.0, 1.0));
+    }
+}

@@ -192,3 +192,28 @@ fn attention_helpers_match_naive_loops() {
         }
     }
 }
+
+#[test]
+fn vectorized_softmax_and_silu_match_scalar() {
+    for n in [1usize, 5, 8, 17, 64, 513] {
+        let mut x: Vec<f32> = (0..n).map(|i| ((i * 7919 % 211) as f32 - 100.0) * 0.173).collect();
+        if n > 3 {
+            x[2] = f32::NEG_INFINITY;
+        }
+        let mut a = x.clone();
+        let mut b = x.clone();
+        softmax_inplace(&mut a);
+        softmax_scalar(&mut b);
+        for (p, q) in a.iter().zip(&b) {
+            assert!((p - q).abs() <= 1e-6 * q.max(1e-30) + 1e-12, "n={n}: {p} vs {q}");
+        }
+        let up: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).cos()).collect();
+        let mut g1: Vec<f32> = x.iter().map(|v| v.max(-50.0)).collect();
+        let g0 = g1.clone();
+        silu_mul_inplace(&mut g1, &up);
+        for ((r, g), u) in g1.iter().zip(&g0).zip(&up) {
+            let want = (*g as f64 / (1.0 + (-*g as f64).exp()) * *u as f64) as f32;
+            assert!((r - want).abs() <= 1e-6 * want.abs() + 1e-30, "silu n={n}: {r} vs {want}");
+        }
+    }
+}
