@@ -1,6 +1,8 @@
 //! Times `matmul` on SmolLM2-135M's shapes.
 //!
-//! `cargo run --release -p slm-kernels --example kernel_speed [-- scalar|avx2|avx512|all]`
+//! `cargo run --release -p slm-kernels --example kernel_speed [-- scalar|avx2|avx512|all|best [DTYPE]]`
+//!
+//! `DTYPE` (e.g. `Q4_K`) replaces Q4_1 for the layer matrices.
 //!
 //! Reports the best of many ~10 ms batches (wall time, and for one thread also the thread's
 //! CPU time, which ignores preemption on a busy machine). GB/s counts weight bytes read once per call; GFLOP/s counts 2 * rows * cols * n_tokens.
@@ -48,11 +50,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "all" => Isa::available(),
         _ => vec![Isa::detect()],
     };
+    let layer = std::env::args().nth(2).and_then(|n| GgmlType::from_name(&n)).unwrap_or(GgmlType::Q4_1);
+    // K-quant rows must be whole 256-blocks: use the nearest widths (768, 1536) for them.
+    let d_in = if layer.block_size() == 256 { 768 } else { 576 };
     let shapes: [(&str, GgmlType, usize, usize); 5] = [
-        ("attn q/o 576->576", GgmlType::Q4_1, 576, 576),
-        ("ffn up/gate 576->1536", GgmlType::Q4_1, 1536, 576),
-        ("ffn down 1536->576", GgmlType::Q4_1, 576, 1536),
-        ("attn k/v 576->192", GgmlType::Q4_1, 192, 576),
+        ("attn q/o 576->576", layer, d_in, d_in),
+        ("ffn up/gate 576->1536", layer, 1536, d_in),
+        ("ffn down 1536->576", layer, d_in, 1536),
+        ("attn k/v 576->192", layer, 192, d_in),
         ("output 576->49152", GgmlType::Q8_0, 49152, 576),
     ];
     println!("{:<24} {:>5} {:>3} {:>4} {:>10} {:>10} {:>8} {:>9}  isa", "shape", "dtype", "thr", "tok", "us/call", "cpu us", "GB/s", "GFLOP/s");
@@ -101,6 +106,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         }
+    }
+    // Fork-join cost of the pool: the floor under every parallel kernel call.
+    for threads in [1, 2] {
+        let pool = Pool::new(threads)?;
+        let n = 20_000;
+        let start = Instant::now();
+        for _ in 0..n {
+            pool.run(threads * 4, &|i| {
+                std::hint::black_box(i);
+            });
+        }
+        println!("pool.run with {threads} thread(s), {} empty tasks: {:.2} us per call", threads * 4, start.elapsed().as_secs_f64() * 1e6 / n as f64);
     }
     Ok(())
 }

@@ -17,7 +17,24 @@
 //! ```
 //! [`matmul_reference`] computes the same product by dequantizing to f32; tests hold every fast
 //! path to it. [`quant`] encodes and decodes rows of every supported type (ggml-compatible),
-//! [`ops`] has RMSNorm, softmax, SiLU, RoPE and small BLAS-1 helpers.
+//! [`ops`] has RMSNorm, softmax, SiLU, RoPE and small BLAS-1 / attention helpers.
+//!
+//! # Kernel coverage
+//! | weights | activations | scalar | AVX2 1 token | AVX2 multi-token tile |
+//! |---|---|---|---|---|
+//! | Q4_0, Q4_1, Q5_0, Q5_1 | Q8 | yes | yes | 4 and 8 tokens |
+//! | Q8_0, Q8_1 | Q8 | yes | yes | 4 and 8 tokens |
+//! | Q4_K, Q5_K, Q6_K | Q8_K | yes | yes | 4 tokens |
+//! | Q2_K, Q3_K, Q8_K | Q8_K | yes | scalar | - |
+//! | F32, F16, BF16 | f32 | yes | yes | - |
+//!
+//! AVX-512/VNNI and NEON levels exist in [`Isa`] but currently run the AVX2 / scalar kernels.
+//!
+//! # Numerics
+//! Encoders reproduce ggml's `quantize_row_*_ref` byte for byte, activation quantization
+//! reproduces ggml-cpu's (f16 scales, round-half-even), and the kernels reproduce ggml's
+//! `vec_dot` up to float summation order; `src/ggml_golden_tests.rs` checks all three against
+//! libggml output.
 //!
 //! The crate builds for `wasm32-unknown-unknown` (scalar kernels, `Pool::new(1)`).
 

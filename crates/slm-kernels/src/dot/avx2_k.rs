@@ -59,26 +59,28 @@ fn hsum128(v: __m128) -> f32 {
     _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
 }
 
-/// Shared body of Q4_K (`FIVE = false`) and Q5_K (`FIVE = true`).
+/// Shared body of Q4_K (`FIVE = false`) and Q5_K (`FIVE = true`) for `NT` token rows: each
+/// weight super-block is unpacked once and used for all of them.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q45_k<const FIVE: bool, const BYTES: usize>(w: &[u8], a: &[Q8KBlock]) -> f32 {
-    let nb = (w.len() / BYTES).min(a.len());
+unsafe fn q45_k<const FIVE: bool, const BYTES: usize, const NT: usize>(w: &[u8], a: [&[Q8KBlock]; NT]) -> [f32; NT] {
+    let mut nb = w.len() / BYTES;
+    for r in &a {
+        nb = nb.min(r.len());
+    }
     let m4 = _mm256_set1_epi8(0x0F);
-    let mut acc = _mm256_setzero_ps();
-    let mut acc_m = _mm_setzero_ps();
+    let mut acc = [_mm256_setzero_ps(); NT];
+    let mut acc_m = [_mm_setzero_ps(); NT];
     for i in 0..nb {
         let blk = w.get_unchecked(i * BYTES..(i + 1) * BYTES);
-        let y = a.get_unchecked(i);
         let p = blk.as_ptr();
         let (dw, dminw) = f16x2(p);
         let mut s12 = [0u8; 12];
         s12.copy_from_slice(blk.get_unchecked(4..16));
         let (sc, mn) = k4_scales_mins(&s12);
-        acc_m = _mm_fmadd_ps(_mm_set1_ps(-y.d * dminw), _mm_cvtepi32_ps(mins_dot(&mn, y)), acc_m);
         let qs = if FIVE { p.add(48) } else { p.add(16) };
         let hb = if FIVE { _mm256_loadu_si256(p.add(16) as *const __m256i) } else { _mm256_setzero_si256() };
-        let mut sumi = _mm256_setzero_si256();
+        let mut sumi = [_mm256_setzero_si256(); NT];
         for j in 0..4 {
             let q = _mm256_loadu_si256(qs.add(32 * j) as *const __m256i);
             let mut lo = _mm256_and_si256(q, m4);
@@ -91,37 +93,65 @@ unsafe fn q45_k<const FIVE: bool, const BYTES: usize>(w: &[u8], a: &[Q8KBlock]) 
                 lo = _mm256_or_si256(lo, _mm256_slli_epi16(b0, 4));
                 hi = _mm256_or_si256(hi, _mm256_slli_epi16(b1, 4));
             }
-            let y0 = _mm256_loadu_si256(y.qs.as_ptr().add(64 * j) as *const __m256i);
-            let y1 = _mm256_loadu_si256(y.qs.as_ptr().add(64 * j + 32) as *const __m256i);
-            let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16(sc[2 * j] as i16));
-            let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16(sc[2 * j + 1] as i16));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+            let (s0, s1) = (_mm256_set1_epi16(sc[2 * j] as i16), _mm256_set1_epi16(sc[2 * j + 1] as i16));
+            for t in 0..NT {
+                let y = a[t].get_unchecked(i).qs.as_ptr();
+                let y0 = _mm256_loadu_si256(y.add(64 * j) as *const __m256i);
+                let y1 = _mm256_loadu_si256(y.add(64 * j + 32) as *const __m256i);
+                let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), s0);
+                let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), s1);
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p0, p1));
+            }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(y.d * dw), _mm256_cvtepi32_ps(sumi), acc);
+        for t in 0..NT {
+            let y = a[t].get_unchecked(i);
+            acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(-y.d * dminw), _mm_cvtepi32_ps(mins_dot(&mn, y)), acc_m[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(y.d * dw), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+        }
     }
-    hsum(acc) + hsum128(acc_m)
+    let mut out = [0.0f32; NT];
+    for t in 0..NT {
+        out[t] = hsum(acc[t]) + hsum128(acc_m[t]);
+    }
+    out
 }
 
 /// Q4_K row · Q8_K row. Requires avx2, fma, f16c.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn q4_k_q8k(w: &[u8], a: &[Q8KBlock]) -> f32 {
-    q45_k::<false, 144>(w, a)
+    q45_k::<false, 144, 1>(w, [a])[0]
+}
+
+/// Q4_K row · four Q8_K rows. Requires avx2, fma, f16c.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q4_k_q8k_4(w: &[u8], a: [&[Q8KBlock]; 4]) -> [f32; 4] {
+    q45_k::<false, 144, 4>(w, a)
 }
 
 /// Q5_K row · Q8_K row. Requires avx2, fma, f16c.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn q5_k_q8k(w: &[u8], a: &[Q8KBlock]) -> f32 {
-    q45_k::<true, 176>(w, a)
+    q45_k::<true, 176, 1>(w, [a])[0]
 }
 
-/// Q6_K row · Q8_K row. Requires avx2, fma, f16c.
+/// Q5_K row · four Q8_K rows. Requires avx2, fma, f16c.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q5_k_q8k_4(w: &[u8], a: [&[Q8KBlock]; 4]) -> [f32; 4] {
+    q45_k::<true, 176, 4>(w, a)
+}
+
+/// Q6_K body for `NT` token rows.
 ///
 /// Quants are used unsigned (0..63); the `-32` offset is applied once per block as
 /// `32 * sum_g scale_g * bsum_g`.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn q6_k_q8k(w: &[u8], a: &[Q8KBlock]) -> f32 {
+unsafe fn q6_k<const NT: usize>(w: &[u8], a: [&[Q8KBlock]; NT]) -> [f32; NT] {
     const BYTES: usize = 210;
-    let nb = (w.len() / BYTES).min(a.len());
+    let mut nb = w.len() / BYTES;
+    for r in &a {
+        nb = nb.min(r.len());
+    }
     let m4 = _mm256_set1_epi8(0x0F);
     let m3 = _mm256_set1_epi8(3);
     // Byte pattern that spreads the 32-bit unit (s_2c, s_2c+1) to s_2c in the low 128-bit lane
@@ -129,16 +159,13 @@ pub(super) unsafe fn q6_k_q8k(w: &[u8], a: &[Q8KBlock]) -> f32 {
     let spread = _mm256_setr_epi8(
         0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3,
     );
-    let mut acc = _mm256_setzero_ps();
+    let mut acc = [_mm256_setzero_ps(); NT];
     for i in 0..nb {
         let p = w.as_ptr().add(i * BYTES);
-        let y = a.get_unchecked(i);
         let (ql, qh) = (p, p.add(128));
         let scales = _mm256_cvtepi8_epi16(_mm_loadu_si128(p.add(192) as *const __m128i));
         let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(p.add(208) as *const u16) as i32)));
-        let bs = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
-        let offset = _mm256_slli_epi32(_mm256_madd_epi16(scales, bs), 5);
-        let mut sumi = _mm256_setzero_si256();
+        let mut sumi = [_mm256_setzero_si256(); NT];
         for n in 0..2 {
             let l0 = _mm256_loadu_si256(ql.add(64 * n) as *const __m256i);
             let l1 = _mm256_loadu_si256(ql.add(64 * n + 32) as *const __m256i);
@@ -153,14 +180,37 @@ pub(super) unsafe fn q6_k_q8k(w: &[u8], a: &[Q8KBlock]) -> f32 {
             for (k, qk) in q.iter().enumerate() {
                 let c = 4 * n + k; // groups 2c, 2c+1
                 let sv = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(scales, _mm256_set1_epi32(c as i32)), spread);
-                let yk = _mm256_loadu_si256(y.qs.as_ptr().add(32 * c) as *const __m256i);
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(*qk, yk), sv));
+                for t in 0..NT {
+                    let yk = _mm256_loadu_si256(a[t].get_unchecked(i).qs.as_ptr().add(32 * c) as *const __m256i);
+                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(*qk, yk), sv));
+                }
             }
         }
-        let total = _mm256_sub_epi32(sumi, offset);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), _mm256_cvtepi32_ps(total), acc);
+        for t in 0..NT {
+            let y = a[t].get_unchecked(i);
+            let bs = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
+            let offset = _mm256_slli_epi32(_mm256_madd_epi16(scales, bs), 5);
+            let total = _mm256_sub_epi32(sumi[t], offset);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), _mm256_cvtepi32_ps(total), acc[t]);
+        }
     }
-    hsum(acc)
+    let mut out = [0.0f32; NT];
+    for t in 0..NT {
+        out[t] = hsum(acc[t]);
+    }
+    out
+}
+
+/// Q6_K row · Q8_K row. Requires avx2, fma, f16c.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q6_k_q8k(w: &[u8], a: &[Q8KBlock]) -> f32 {
+    q6_k::<1>(w, [a])[0]
+}
+
+/// Q6_K row · four Q8_K rows. Requires avx2, fma, f16c.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q6_k_q8k_4(w: &[u8], a: [&[Q8KBlock]; 4]) -> [f32; 4] {
+    q6_k::<4>(w, a)
 }
 
 #[cfg(test)]

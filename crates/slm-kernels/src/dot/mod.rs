@@ -157,6 +157,7 @@ fn avx2_kernel(dtype: GgmlType) -> Option<Kernel> {
     let q8 = |one: DotFn<Q8Block>, four: Dot4Fn<Q8Block>, eight: Dot8Fn<Q8Block>| {
         Kernel::Q8(Tiles { one, four: Some(four), eight: Some(eight) })
     };
+    let q8k_4 = |one: DotFn<Q8KBlock>, four: Dot4Fn<Q8KBlock>| Kernel::Q8K(Tiles { one, four: Some(four), eight: None });
     Some(match dtype {
         Q4_0 => q8(avx2::q4_0_q8, avx2::q4_0_q8_4, avx2::q4_0_q8_8),
         Q4_1 => q8(avx2::q4_1_q8, avx2::q4_1_q8_4, avx2::q4_1_q8_8),
@@ -164,9 +165,9 @@ fn avx2_kernel(dtype: GgmlType) -> Option<Kernel> {
         Q5_1 => q8(avx2::q5_1_q8, avx2::q5_1_q8_4, avx2::q5_1_q8_8),
         Q8_0 => q8(avx2::q8_0_q8, avx2::q8_0_q8_4, avx2::q8_0_q8_8),
         Q8_1 => q8(avx2::q8_1_q8, avx2::q8_1_q8_4, avx2::q8_1_q8_8),
-        Q4_K => q8k(avx2_k::q4_k_q8k),
-        Q5_K => q8k(avx2_k::q5_k_q8k),
-        Q6_K => q8k(avx2_k::q6_k_q8k),
+        Q4_K => q8k_4(avx2_k::q4_k_q8k, avx2_k::q4_k_q8k_4),
+        Q5_K => q8k_4(avx2_k::q5_k_q8k, avx2_k::q5_k_q8k_4),
+        Q6_K => q8k_4(avx2_k::q6_k_q8k, avx2_k::q6_k_q8k_4),
         F32 => f32k(avx2::f32_f32),
         F16 => f32k(avx2::f16_f32),
         BF16 => f32k(avx2::bf16_f32),
