@@ -8,7 +8,7 @@
 //! CPU time, which ignores preemption on a busy machine). GB/s counts weight bytes read once per call; GFLOP/s counts 2 * rows * cols * n_tokens.
 
 use slm_kernels::quant::quantize_row;
-use slm_kernels::{matmul_with_isa, GgmlType, Isa, Pool, QMatrix, Scratch};
+use slm_kernels::{matmul, matmul_with_isa, GgmlType, Isa, Pool, QMatrix, Scratch};
 use std::time::Instant;
 
 fn data(n: usize, seed: u64) -> Vec<f32> {
@@ -105,6 +105,48 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     );
                 }
             }
+        }
+    }
+    // All matmuls of one SmolLM2-135M forward pass (30 layers x q,k,v,o,gate,up,down, plus the
+    // output head on the last token only), back to back as the engine issues them. Every layer
+    // has its own copy of the weights (~100 MB in all) so decode streams from DRAM as it would.
+    let bufs: Vec<(Vec<u8>, usize, usize)> = shapes.iter().map(|&(_, t, r, c)| (weights(t, r, c), r, c)).collect();
+    let layer_bufs: Vec<Vec<Vec<u8>>> = (0..30).map(|_| bufs[..4].iter().map(|(b, ..)| b.clone()).collect()).collect();
+    fn mk<'a>(
+        shape: &(&str, GgmlType, usize, usize),
+        b: &'a [u8],
+    ) -> Result<QMatrix<'a>, slm_kernels::KernelError> {
+        QMatrix::new(shape.1, shape.2, shape.3, b)
+    }
+    let layers: Vec<Vec<QMatrix>> = layer_bufs
+        .iter()
+        .map(|l| l.iter().enumerate().map(|(k, b)| mk(&shapes[k], b)).collect::<Result<Vec<_>, _>>())
+        .collect::<Result<_, _>>()?;
+    let head = mk(&shapes[4], &bufs[4].0)?;
+    let plan = [0usize, 3, 3, 0, 1, 1, 2]; // q k v o gate up down
+    for threads in [1, 2] {
+        let pool = Pool::new(threads)?;
+        for n_tokens in [1usize, 64] {
+            let x = data(n_tokens * 1536, 3);
+            let mut out = vec![0.0; (n_tokens * 1536).max(49152)];
+            let mut scratch = Scratch::new();
+            let mut best = f64::INFINITY;
+            for _ in 0..5 {
+                let start = Instant::now();
+                for mats in &layers {
+                    for &m in &plan {
+                        let w = &mats[m];
+                        matmul(&pool, w, &x[..n_tokens * w.cols], n_tokens, &mut out[..n_tokens * w.rows], &mut scratch)?;
+                    }
+                }
+                matmul(&pool, &head, &x[..head.cols], 1, &mut out[..head.rows], &mut scratch)?;
+                best = best.min(start.elapsed().as_secs_f64());
+            }
+            println!(
+                "forward-pass matmuls, {threads} thread(s), {n_tokens:>2} token(s): {:.2} ms = {:.0} tok/s (matmuls only)",
+                best * 1e3,
+                n_tokens as f64 / best
+            );
         }
     }
     // Fork-join cost of the pool: the floor under every parallel kernel call.

@@ -7,7 +7,7 @@
 
 use crate::act::{gather_group8, quantize_q8, quantize_q8k, Group8, Scratch};
 use crate::dot::{kernel, Isa, Kernel, Tiles};
-use crate::error::check_len;
+use crate::error::{check_len, row_bytes_of};
 use crate::{KernelError, Pool, QMatrix};
 use slm_format::QK_K;
 
@@ -54,8 +54,9 @@ pub fn matmul_with_isa(
     let out_len = n_tokens.checked_mul(w.rows).ok_or(KernelError::Overflow { what: "matmul out" })?;
     check_len("matmul x (n_tokens * cols)", x_len, x.len())?;
     check_len("matmul out (n_tokens * rows)", out_len, out.len())?;
-    // QMatrix fields are public, so re-check the data length rather than trust construction.
-    check_len("matmul weight bytes (rows * row_bytes)", w.rows.saturating_mul(w.row_bytes()), w.data.len())?;
+    // QMatrix fields are public, so re-check the shape rather than trust construction.
+    let rb = row_bytes_of(w.dtype, w.cols, "matmul weight cols")?;
+    check_len("matmul weight bytes (rows * row_bytes)", w.rows.saturating_mul(rb), w.data.len())?;
     if n_tokens == 0 || w.rows == 0 {
         return Ok(());
     }

@@ -87,6 +87,8 @@ fn shape_errors_and_empty_inputs() {
     // A hand-built QMatrix with a short data slice is refused, not read out of bounds.
     let bad = QMatrix { dtype: GgmlType::Q4_1, rows: 5, cols: 64, data: &bytes };
     assert!(matmul(&pool, &bad, &x[..64], 1, &mut out[..5], &mut s).is_err());
+    let ragged = QMatrix { dtype: GgmlType::Q4_1, rows: 1, cols: 48, data: &bytes[..20] };
+    assert!(matches!(matmul(&pool, &ragged, &x[..48], 1, &mut out[..1], &mut s), Err(KernelError::NotBlockAligned { .. })));
     let ints = QMatrix { dtype: GgmlType::I8, rows: 1, cols: 4, data: &[0; 4] };
     assert!(matches!(matmul(&pool, &ints, &x[..4], 1, &mut out[..1], &mut s), Err(KernelError::Unsupported { .. })));
 }

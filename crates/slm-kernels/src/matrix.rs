@@ -32,7 +32,8 @@ impl<'a> QMatrix<'a> {
 
     /// Bytes per row.
     pub fn row_bytes(&self) -> usize {
-        self.cols / self.dtype.block_size() * self.dtype.type_size()
+        // Saturating: the fields are public, so a hand-built QMatrix may hold any values.
+        (self.cols / self.dtype.block_size()).saturating_mul(self.dtype.type_size())
     }
 
     /// The raw bytes of row `i`, or `None` if `i >= rows`.

@@ -3,7 +3,7 @@
 //! A weight type decides the activation format (ggml's `vec_dot_type`):
 //! Q4_0/Q5_0/Q8_0 and Q4_1/Q5_1/Q8_1 take [`Q8Block`] activations, the K-quants take
 //! [`Q8KBlock`], and F32/F16/BF16 take the f32 activations as they are. For every pair there is
-//! a scalar kernel ([`scalar`]) and, where written, SIMD kernels chosen at run time by [`Isa`].
+//! a scalar kernel (module `scalar`) and, where written, SIMD kernels chosen at run time by [`Isa`].
 
 use crate::act::{Group8, Q8Block, Q8KBlock};
 use crate::{GgmlType, KernelError};

@@ -88,9 +88,11 @@ pub fn rope_inplace(x: &mut [f32], n_heads: usize, head_dim: usize, pos: usize, 
     let n_rot = table.n_rot.min(head_dim) / 2 * 2;
     let half = n_rot / 2;
     let mut stack = [(1.0f32, 0.0f32); MAX_STACK_PAIRS];
-    let cs: &[(f32, f32)] = match table.cos_sin.get(pos * table.n_rot / 2..(pos + 1) * table.n_rot / 2) {
-        Some(row) if pos < table.max_pos => row,
-        _ => {
+    let half_rot = table.n_rot / 2;
+    let cached = if pos < table.max_pos { table.cos_sin.get(pos * half_rot..(pos + 1) * half_rot) } else { None };
+    let cs: &[(f32, f32)] = match cached {
+        Some(row) => row,
+        None => {
             let k = (table.n_rot / 2).min(MAX_STACK_PAIRS);
             table.fill_position(pos, &mut stack[..k]);
             &stack[..k]
