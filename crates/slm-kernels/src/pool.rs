@@ -194,14 +194,21 @@ impl Pool {
     /// uneven tasks balance out; make several per thread.
     ///
     /// A panic in `f` is re-raised on the caller after all threads have left the job.
+    ///
+    /// A `run` issued while another is in progress (from inside a task, or from another thread)
+    /// executes its tasks on the calling thread instead of waiting, so nesting cannot deadlock.
     pub fn run(&self, n_tasks: usize, f: &(dyn Fn(usize) + Sync)) {
         if self.workers.is_empty() || n_tasks <= 1 {
             (0..n_tasks).for_each(f);
             return;
         }
-        let _serial = match self.run_lock.lock() {
+        let _serial = match self.run_lock.try_lock() {
             Ok(g) => g,
-            Err(p) => p.into_inner(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                (0..n_tasks).for_each(f);
+                return;
+            }
         };
         let s = &*self.shared;
         // SAFETY (lifetime erasure): the pointer is only dereferenced by workers between the
@@ -299,6 +306,31 @@ mod tests {
             });
         }
         assert_eq!(ids.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn nested_and_concurrent_runs_complete() {
+        let pool = Pool::new(2).unwrap();
+        let n = AtomicUsize::new(0);
+        pool.run(4, &|_| {
+            pool.run(3, &|_| {
+                n.fetch_add(1, SeqCst);
+            });
+        });
+        assert_eq!(n.load(SeqCst), 12);
+        let m = AtomicUsize::new(0);
+        std::thread::scope(|sc| {
+            for _ in 0..3 {
+                sc.spawn(|| {
+                    for _ in 0..200 {
+                        pool.run(4, &|_| {
+                            m.fetch_add(1, SeqCst);
+                        });
+                    }
+                });
+            }
+        });
+        assert_eq!(m.load(SeqCst), 3 * 200 * 4);
     }
 
     #[test]
