@@ -38,6 +38,7 @@ fn golden() -> Golden {
 
 fn model_tokenizer(model_file: &str) -> Option<Tokenizer> {
     let Some(path) = std::env::var_os("SLM_TEST_MODEL") else {
+        assert!(std::env::var_os("SLM_REQUIRE_MODEL").is_none(), "SLM_REQUIRE_MODEL is set but SLM_TEST_MODEL is not");
         eprintln!("note: SLM_TEST_MODEL is not set; skipping the llama.cpp tokenizer comparison (point it to {model_file})");
         return None;
     };
