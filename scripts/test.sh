@@ -16,4 +16,4 @@ echo "model: $model"
 echo "== tests"
 # The model-backed tests fail (instead of skipping) when the model is missing.
 export SLM_TEST_MODEL="$model" SLM_REQUIRE_MODEL=1
-cargo test --release --workspace
+cargo test --release --workspace --no-fail-fast
