@@ -9,6 +9,11 @@ use slm_model::random_init::random_llama_gguf;
 use slm_model::{Arch, Logits, Model, ModelConfig};
 use std::sync::Arc;
 
+/// A config whose widths are multiples of 256, as the K-quant formats need.
+fn kquant_config() -> ModelConfig {
+    ModelConfig { n_vocab: 64, d_model: 256, n_head: 4, n_kv_head: 2, head_dim: 64, d_ff: 512, ..tiny_config(true) }
+}
+
 fn tiny_config(tied: bool) -> ModelConfig {
     ModelConfig {
         arch: Arch::Llama,
@@ -123,12 +128,16 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn check(dtype: GgmlType, tied: bool, tol: f32) {
-    let cfg = tiny_config(tied);
+    check_config(tiny_config(tied), dtype, tol);
+}
+
+fn check_config(cfg: ModelConfig, dtype: GgmlType, tol: f32) {
+    let tied = cfg.tied_output;
     let bytes = random_llama_gguf(&cfg, dtype, 42).unwrap();
     let file = Arc::new(GgufFile::from_bytes(bytes).unwrap());
     let model = Model::from_gguf(file.clone()).unwrap();
     assert_eq!(model.config(), &cfg);
-    let tokens: Vec<u32> = (0..11).map(|i| (i * 37 + 5) % 96).collect();
+    let tokens: Vec<u32> = (0..11).map(|i| (i * 37 + 5) % cfg.n_vocab as u32).collect();
     let want = reference_logits(&file, &cfg, &tokens);
     for threads in [1, 2] {
         let pool = Pool::new(threads).unwrap();
@@ -186,4 +195,18 @@ fn context_overflow_is_an_error() {
     assert!(err.to_string().contains("context is full"), "{err}");
     let err = model.forward(&mut ctx, &pool, &[96], Logits::Last).unwrap_err();
     assert!(err.to_string().contains("out of range"), "{err}");
+}
+
+#[test]
+fn legacy_quant_weights_match_reference() {
+    for dtype in [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::BF16] {
+        check(dtype, true, 2e-2);
+    }
+}
+
+#[test]
+fn k_quant_weights_match_reference() {
+    for dtype in [GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K] {
+        check_config(kquant_config(), dtype, 2e-2);
+    }
 }
