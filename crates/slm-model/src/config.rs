@@ -80,19 +80,6 @@ impl ModelConfig {
             Some(v) => to_usize(v, "rope.dimension_count")?,
             None => head_dim,
         };
-        if n_rot != head_dim {
-            return Err(ModelError::InvalidConfig(format!(
-                "partial rotary embeddings (rope.dimension_count {n_rot} != head dim {head_dim}) are not supported yet"
-            )));
-        }
-        if let Some(scaling) = md.get_str_opt(&key("rope.scaling.type"))? {
-            if scaling != "none" {
-                return Err(ModelError::InvalidConfig(format!(
-                    "RoPE scaling '{scaling}' is not supported yet"
-                )));
-            }
-        }
-
         let embd = file
             .tensor("token_embd.weight")
             .ok_or_else(|| ModelError::MissingTensor {
@@ -126,6 +113,18 @@ impl ModelConfig {
             tied_output,
         };
         cfg.validate()?;
+        if n_rot != head_dim {
+            return Err(ModelError::InvalidConfig(format!(
+                "partial rotary embeddings (rope.dimension_count {n_rot} != head dim {head_dim}) are not supported yet"
+            )));
+        }
+        if let Some(scaling) = md.get_str_opt(&key("rope.scaling.type"))? {
+            if scaling != "none" {
+                return Err(ModelError::InvalidConfig(format!(
+                    "RoPE scaling '{scaling}' is not supported yet"
+                )));
+            }
+        }
         Ok(cfg)
     }
 
@@ -146,15 +145,6 @@ impl ModelConfig {
                 return bad(format!("{name} is 0"));
             }
         }
-        if self.n_head % self.n_kv_head != 0 {
-            return bad(format!(
-                "n_head {} is not a multiple of n_kv_head {}",
-                self.n_head, self.n_kv_head
-            ));
-        }
-        if self.head_dim % 2 != 0 {
-            return bad(format!("head_dim {} is odd; RoPE needs pairs", self.head_dim));
-        }
         // Generous sanity bounds: far above any small model, far below sizes that would overflow.
         if self.d_model > 65_536 || self.d_ff > 262_144 || self.n_layer > 1_024 || self.n_vocab > 4_194_304 {
             return bad(format!(
@@ -164,6 +154,15 @@ impl ModelConfig {
         }
         if self.n_head > 1_024 || self.head_dim > 1_024 {
             return bad(format!("implausible head layout ({} heads of {})", self.n_head, self.head_dim));
+        }
+        if self.n_head % self.n_kv_head != 0 {
+            return bad(format!(
+                "n_head {} is not a multiple of n_kv_head {}",
+                self.n_head, self.n_kv_head
+            ));
+        }
+        if self.head_dim % 2 != 0 {
+            return bad(format!("head_dim {} is odd; RoPE needs pairs", self.head_dim));
         }
         if !(self.rms_eps > 0.0 && self.rms_eps < 1.0) {
             return bad(format!("rms epsilon {} is outside (0, 1)", self.rms_eps));
