@@ -181,6 +181,5 @@ impl TensorLoader {
 
 /// Weight types the matmul kernels accept.
 pub fn supports_matmul(dtype: GgmlType) -> bool {
-    use GgmlType::*;
-    matches!(dtype, F32 | F16 | BF16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q2_K | Q3_K | Q4_K | Q5_K | Q6_K)
+    slm_kernels::quant::SUPPORTED_TYPES.contains(&dtype)
 }
