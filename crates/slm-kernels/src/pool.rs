@@ -243,6 +243,51 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// Runs `f(i, a_i, b_i)` for every `i` in `0..min(a.len() / a_chunk, b.len() / b_chunk)`,
+    /// where `a_i = &mut a[i * a_chunk..][..a_chunk]` and likewise `b_i`: [`Pool::run`] over
+    /// disjoint mutable chunks of two buffers (e.g. per-task outputs and scratch) without locks
+    /// or allocation. A zero chunk size means no tasks.
+    pub fn run_chunks<A: Send, B: Send>(
+        &self,
+        a: &mut [A],
+        a_chunk: usize,
+        b: &mut [B],
+        b_chunk: usize,
+        f: &(dyn Fn(usize, &mut [A], &mut [B]) + Sync),
+    ) {
+        let n_tasks = match (a.len().checked_div(a_chunk), b.len().checked_div(b_chunk)) {
+            (Some(x), Some(y)) => x.min(y),
+            _ => 0,
+        };
+        let (pa, pb) = (SendPtr(a.as_mut_ptr()), SendPtr(b.as_mut_ptr()));
+        self.run(n_tasks, &|i| {
+            // SAFETY: i < n_tasks, so both chunks lie inside their buffers; `run` calls each
+            // index exactly once, so the chunks handed out are disjoint, and the borrows of `a`
+            // and `b` outlive `run`.
+            let (ca, cb) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(pa.get().add(i * a_chunk), a_chunk),
+                    std::slice::from_raw_parts_mut(pb.get().add(i * b_chunk), b_chunk),
+                )
+            };
+            f(i, ca, cb);
+        });
+    }
+}
+
+/// A raw pointer that may cross threads; users guarantee disjoint access (see `run_chunks`).
+struct SendPtr<T>(*mut T);
+// SAFETY: only used by `Pool::run_chunks`, whose tasks access disjoint chunks of `T: Send`.
+unsafe impl<T: Send> Send for SendPtr<T> {}
+unsafe impl<T: Send> Sync for SendPtr<T> {}
+impl<T> SendPtr<T> {
+    /// Method access, so closures capture the whole (Sync) wrapper rather than the raw field.
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
 impl Drop for Pool {
     fn drop(&mut self) {
         self.shared.shutdown.store(true, SeqCst);
@@ -260,6 +305,23 @@ impl Drop for Pool {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn run_chunks_hands_out_disjoint_chunks() {
+        let pool = Pool::new(2).unwrap();
+        let mut a = vec![0usize; 10 * 3 + 2];
+        let mut b = vec![0u8; 7 * 2];
+        pool.run_chunks(&mut a, 3, &mut b, 2, &|i, ca, cb| {
+            assert_eq!((ca.len(), cb.len()), (3, 2));
+            ca.iter_mut().for_each(|x| *x += i + 1);
+            cb.iter_mut().for_each(|x| *x += 1);
+        });
+        // 7 tasks (b limits): a's first 21 entries written once each, the rest untouched.
+        let want: Vec<usize> = (0..32).map(|k| if k < 21 { k / 3 + 1 } else { 0 }).collect();
+        assert_eq!(a, want);
+        assert!(b.iter().all(|&x| x == 1));
+        pool.run_chunks(&mut a, 0, &mut b, 2, &|_, _, _| panic!("no tasks with a zero chunk"));
+    }
 
     #[test]
     fn runs_every_task_once() {

@@ -4,9 +4,11 @@
 //! and never allocate. Length mismatches are caller bugs: they trip a `debug_assert`, and in
 //! release the operation covers the common prefix (iterators and `zip`, never out-of-bounds).
 
+mod attend;
 mod rope;
 #[cfg(target_arch = "x86_64")]
 mod simd_x86;
+pub use attend::attend;
 pub use rope::{rope_inplace, RopeTable};
 
 /// `out[i] = x[i] / rms(x) * weight[i]` with `rms(x) = sqrt(mean(x²) + eps)`, accumulated in f64

@@ -14,7 +14,6 @@ use crate::config::ModelConfig;
 use crate::error::ModelError;
 use crate::kv_cache::KvCache;
 use crate::weights::{Linear, TensorLoader, WeightTensor};
-use std::sync::Mutex;
 use slm_kernels::ops::{self, RopeTable};
 use slm_kernels::{Pool, Scratch};
 
@@ -127,11 +126,11 @@ pub struct ForwardState {
     k: Vec<f32>,
     /// `[T][G*Dh]`
     v: Vec<f32>,
-    /// Attention output, head-major `[H][T][Dh]` (so heads can be computed in parallel).
+    /// Attention output as the attention tasks write it (chunked by head group and tokens).
     attn_heads: Vec<f32>,
     /// Attention output, token-major `[T][H*Dh]`.
     attn: Vec<f32>,
-    /// Attention scores, one row per head `[H][P]`.
+    /// Attention score scratch, one block per attention task.
     scores: Vec<f32>,
     /// Projection output `[T][D]`.
     proj: Vec<f32>,
@@ -149,6 +148,7 @@ impl ForwardState {
     /// Buffers for batches of up to `n_batch` tokens in a context of `n_ctx` positions.
     pub fn new(cfg: &ModelConfig, n_batch: usize, n_ctx: usize) -> Self {
         let (d, f, q, kv) = (cfg.d_model, cfg.d_ff, cfg.q_dim(), cfg.kv_dim());
+        let (attn_tmp, attn_scores) = AttnSplit::capacity(cfg, n_batch, n_ctx);
         ForwardState {
             n_batch,
             x: vec![0.0; n_batch * d],
@@ -156,9 +156,9 @@ impl ForwardState {
             q: vec![0.0; n_batch * q],
             k: vec![0.0; n_batch * kv],
             v: vec![0.0; n_batch * kv],
-            attn_heads: vec![0.0; n_batch * q],
+            attn_heads: vec![0.0; attn_tmp],
             attn: vec![0.0; n_batch * q],
-            scores: vec![0.0; cfg.n_head * n_ctx],
+            scores: vec![0.0; attn_scores],
             proj: vec![0.0; n_batch * d],
             gate: vec![0.0; n_batch * f],
             up: vec![0.0; n_batch * f],
@@ -217,15 +217,7 @@ pub fn forward_batch(
             ops::rope_inplace(&mut s.k[t * kv_dim..(t + 1) * kv_dim], cfg.n_kv_head, cfg.head_dim, pos + t, &s.rope, neox);
         }
         cache.store(layer, pos, &s.k[..n * kv_dim], &s.v[..n * kv_dim]);
-        attention(cfg, pool, cache, layer, pos, n, &s.q, &mut s.attn_heads, &mut s.scores);
-        // [H][T][Dh] → [T][H*Dh]
-        let dh = cfg.head_dim;
-        for h in 0..cfg.n_head {
-            for t in 0..n {
-                let src = &s.attn_heads[(h * n + t) * dh..(h * n + t + 1) * dh];
-                s.attn[t * q_dim + h * dh..t * q_dim + (h + 1) * dh].copy_from_slice(src);
-            }
-        }
+        attention(cfg, pool, cache, layer, pos, n, &s.q, &mut s.attn, &mut s.attn_heads, &mut s.scores);
         b.wo.forward(pool, &s.attn, n, &mut s.proj, &mut s.scratch)?;
         ops::add_inplace(&mut s.x[..n * d], &s.proj[..n * d]);
 
@@ -267,11 +259,74 @@ fn rms_norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
+/// Most token chunks one KV head's queries are split into, so prompt attention spreads over the
+/// pool; sizes the per-task scratch in [`ForwardState`].
+const MAX_TOKEN_CHUNKS: usize = 8;
+
+/// How [`attention`] splits work into pool tasks: every task owns `hs` query heads of one KV
+/// group (`hs` divides the group) for a contiguous range of `tc` tokens.
+#[derive(Clone, Copy)]
+struct AttnSplit {
+    /// KV heads `G`.
+    g: usize,
+    /// Query heads per KV head.
+    group: usize,
+    /// Query heads per task.
+    hs: usize,
+    /// Tasks per KV head and token chunk (`group / hs`).
+    s: usize,
+    /// Token chunks.
+    c: usize,
+    /// Tokens per chunk (the last may be shorter).
+    tc: usize,
+}
+
+impl AttnSplit {
+    fn new(cfg: &ModelConfig, n: usize) -> Self {
+        let g = cfg.n_kv_head.max(1);
+        let group = (cfg.n_head / g).max(1);
+        // One token: every head its own task (balance beats sharing the tiny key block). A
+        // batch: the whole group per task, so each key/value row is loaded once per group.
+        let hs = if n <= 1 { 1 } else { group };
+        let tc = n.div_ceil(n.clamp(1, MAX_TOKEN_CHUNKS)).max(1);
+        AttnSplit { g, group, hs, s: group / hs, c: n.div_ceil(tc), tc }
+    }
+
+    fn n_tasks(&self) -> usize {
+        self.g * self.s * self.c
+    }
+
+    /// `(token chunk, KV head, first query head)` of task `i`; the costliest (latest) token
+    /// chunks come first so that dynamic claiming balances the causal triangle.
+    fn task(&self, i: usize) -> (usize, usize, usize) {
+        let per_c = self.g * self.s;
+        let c = self.c - 1 - (i / per_c).min(self.c - 1);
+        let (kv, sub) = ((i % per_c) / self.s, (i % per_c) % self.s);
+        (c, kv, kv * self.group + sub * self.hs)
+    }
+
+    /// Output floats per task: `[tc][hs][Dh]`.
+    fn out_chunk(&self, dh: usize) -> usize {
+        self.tc * self.hs * dh
+    }
+
+    /// Output and score scratch sizes (floats) that cover every batch of up to `n_batch` tokens:
+    /// chunks cover at most `n + tc` tokens with `tc <= ceil(n_batch / MAX_TOKEN_CHUNKS)`, and a
+    /// batch has at most `MAX_TOKEN_CHUNKS` chunks of whole groups.
+    fn capacity(cfg: &ModelConfig, n_batch: usize, n_ctx: usize) -> (usize, usize) {
+        let sp = AttnSplit::new(cfg, 1);
+        let heads = sp.g * sp.group;
+        let tokens = n_batch + n_batch.div_ceil(MAX_TOKEN_CHUNKS);
+        (heads * cfg.head_dim * tokens, heads * MAX_TOKEN_CHUNKS * n_ctx)
+    }
+}
+
 /// Causal grouped-query attention for `n` new tokens at positions `pos..pos+n` of `layer`,
-/// whose keys/values are already in the cache. Heads run in parallel.
+/// whose keys/values are already in the cache; writes `out: [T][H*Dh]`. Tasks (see
+/// [`AttnSplit`]) write head-chunked results into `tmp`, which is then scattered into `out`.
 ///
 /// # Shapes
-/// `q: [T][H*Dh]`, `out: [H][T][Dh]`, `scores: [H][P]`.
+/// `q: [T][H*Dh]`, `out: [T][H*Dh]`; `tmp` and `scores` sized by [`AttnSplit::capacity`].
 #[allow(clippy::too_many_arguments)]
 fn attention(
     cfg: &ModelConfig,
@@ -282,41 +337,36 @@ fn attention(
     n: usize,
     q: &[f32],
     out: &mut [f32],
+    tmp: &mut [f32],
     scores: &mut [f32],
 ) {
     let dh = cfg.head_dim;
     let q_dim = cfg.q_dim();
-    let group = cfg.n_head / cfg.n_kv_head;
     let scale = 1.0 / (dh as f32).sqrt();
     let n_ctx = cache.n_ctx();
-    let per_head = |h: usize, out_h: &mut [f32], scores_h: &mut [f32]| {
-        let (keys, values) = cache.head(layer, h / group);
-        for t in 0..n {
-            let p = pos + t; // attend to positions 0..=p
-            let q_t = &q[t * q_dim + h * dh..t * q_dim + (h + 1) * dh];
-            let s = &mut scores_h[..=p];
-            for (j, sj) in s.iter_mut().enumerate() {
-                *sj = ops::dot_f32(q_t, &keys[j * dh..(j + 1) * dh]) * scale;
-            }
-            ops::softmax_inplace(s);
-            let o = &mut out_h[t * dh..(t + 1) * dh];
-            o.fill(0.0);
-            for (j, &a) in s.iter().enumerate() {
-                ops::axpy(o, a, &values[j * dh..(j + 1) * dh]);
-            }
-        }
-    };
-    // Each head owns a disjoint slice of `out` and `scores`; the mutexes are uncontended and
-    // only let the pool's `Fn` closure hand out `&mut` access.
-    let slots: Vec<Mutex<(&mut [f32], &mut [f32])>> = out[..cfg.n_head * n * dh]
-        .chunks_mut(n * dh)
-        .zip(scores[..cfg.n_head * n_ctx].chunks_mut(n_ctx))
-        .map(Mutex::new)
-        .collect();
-    pool.run(cfg.n_head, &|h| {
-        if let Ok(mut slot) = slots[h].lock() {
-            let (out_h, scores_h) = &mut *slot;
-            per_head(h, out_h, scores_h);
+    let sp = AttnSplit::new(cfg, n);
+    let (oc, sc) = (sp.out_chunk(dh), sp.hs * n_ctx);
+    let n_tasks = sp.n_tasks();
+    let (tmp_len, scores_len) = ((n_tasks * oc).min(tmp.len()), (n_tasks * sc).min(scores.len()));
+    let (tmp, scores) = (&mut tmp[..tmp_len], &mut scores[..scores_len]);
+    pool.run_chunks(tmp, oc, scores, sc, &|i, out_i, scores_i| {
+        let (c, kv, h0) = sp.task(i);
+        let (keys, values) = cache.head(layer, kv);
+        let width = sp.hs * dh;
+        for (k, t) in (c * sp.tc..((c + 1) * sp.tc).min(n)).enumerate() {
+            let Some(qt) = q.get(t * q_dim + h0 * dh..t * q_dim + h0 * dh + width) else { return };
+            let Some(ot) = out_i.get_mut(k * width..(k + 1) * width) else { return };
+            // Token t sits at position pos + t and attends to positions 0..=pos + t.
+            ops::attend(qt, dh, keys, values, pos + t + 1, scale, scores_i, ot);
         }
     });
+    let width = sp.hs * dh;
+    for (i, chunk) in tmp.chunks_exact(oc).enumerate() {
+        let (c, _, h0) = sp.task(i);
+        for (t, src) in (c * sp.tc..((c + 1) * sp.tc).min(n)).zip(chunk.chunks_exact(width)) {
+            if let Some(dst) = out.get_mut(t * q_dim + h0 * dh..t * q_dim + h0 * dh + width) {
+                dst.copy_from_slice(src);
+            }
+        }
+    }
 }
