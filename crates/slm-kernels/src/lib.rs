@@ -54,7 +54,7 @@ pub mod quant;
 pub use act::{quantize_q8, quantize_q8k, Q8Block, Q8KBlock, Scratch};
 pub use dot::Isa;
 pub use error::KernelError;
-pub use matmul::{best_isa, matmul, matmul_reference, matmul_with_isa};
+pub use matmul::{best_isa, matmul, matmul_many, matmul_reference, matmul_with_isa};
 pub use matrix::QMatrix;
 pub use pool::Pool;
 pub use slm_format::GgmlType;

@@ -50,39 +50,105 @@ pub fn matmul_with_isa(
     scratch: &mut Scratch,
     isa: Isa,
 ) -> Result<(), KernelError> {
-    let x_len = n_tokens.checked_mul(w.cols).ok_or(KernelError::Overflow { what: "matmul x" })?;
-    let out_len = n_tokens.checked_mul(w.rows).ok_or(KernelError::Overflow { what: "matmul out" })?;
+    matmul_fused(pool, [w], x, n_tokens, [out], scratch, isa)
+}
+
+/// Several matrices applied to the same activations, `outs[i] = ws[i] · x` (as [`matmul`] for
+/// each), in one pass over the pool: the activations are quantized once and all rows are
+/// spread over the threads in a single fork-join (e.g. Q/K/V, or gate and up). Matrices of
+/// different types or widths fall back to one [`matmul`] each.
+///
+/// # Shapes
+/// `x`: `[n_tokens][cols]`; `outs[i]`: `[n_tokens][ws[i].rows]`.
+///
+/// # Errors
+/// As [`matmul`], for any of the matrices.
+pub fn matmul_many<const N: usize>(
+    pool: &Pool,
+    ws: [&QMatrix; N],
+    x: &[f32],
+    n_tokens: usize,
+    outs: [&mut [f32]; N],
+    scratch: &mut Scratch,
+) -> Result<(), KernelError> {
+    let uniform = ws.iter().all(|w| w.dtype == ws[0].dtype && w.cols == ws[0].cols);
+    if N == 0 || uniform {
+        return matmul_fused(pool, ws, x, n_tokens, outs, scratch, best_isa());
+    }
+    for (w, out) in ws.into_iter().zip(outs) {
+        matmul(pool, w, x, n_tokens, out, scratch)?;
+    }
+    Ok(())
+}
+
+/// [`matmul_many`] for matrices that share dtype and width (`ws[0]`'s are used).
+fn matmul_fused<const N: usize>(
+    pool: &Pool,
+    ws: [&QMatrix; N],
+    x: &[f32],
+    n_tokens: usize,
+    outs: [&mut [f32]; N],
+    scratch: &mut Scratch,
+    isa: Isa,
+) -> Result<(), KernelError> {
+    let Some(w0) = ws.first() else { return Ok(()) };
+    let (dtype, cols) = (w0.dtype, w0.cols);
+    let x_len = n_tokens.checked_mul(cols).ok_or(KernelError::Overflow { what: "matmul x" })?;
     check_len("matmul x (n_tokens * cols)", x_len, x.len())?;
-    check_len("matmul out (n_tokens * rows)", out_len, out.len())?;
-    // QMatrix fields are public, so re-check the shape rather than trust construction.
-    let rb = row_bytes_of(w.dtype, w.cols, "matmul weight cols")?;
-    check_len("matmul weight bytes (rows * row_bytes)", w.rows.saturating_mul(rb), w.data.len())?;
-    if n_tokens == 0 || w.rows == 0 {
+    for (w, out) in ws.iter().zip(outs.iter()) {
+        let out_len = n_tokens.checked_mul(w.rows).ok_or(KernelError::Overflow { what: "matmul out" })?;
+        check_len("matmul out (n_tokens * rows)", out_len, out.len())?;
+        if w.dtype != dtype || w.cols != cols {
+            return Err(KernelError::SizeMismatch {
+                what: "fused matmul weight (all matrices need the same type and cols)",
+                expected: cols,
+                found: w.cols,
+            });
+        }
+        // QMatrix fields are public, so re-check the shape rather than trust construction.
+        let rb = row_bytes_of(w.dtype, w.cols, "matmul weight cols")?;
+        check_len("matmul weight bytes (rows * row_bytes)", w.rows.saturating_mul(rb), w.data.len())?;
+    }
+    let total_rows: usize = ws.iter().map(|w| w.rows).sum();
+    if n_tokens == 0 || total_rows == 0 {
         return Ok(());
     }
+    let chunk = rows_per_task(total_rows, pool.n_threads(), n_tokens);
+    let mut it = outs.into_iter();
+    let jobs: [Job; N] = std::array::from_fn(|i| {
+        let out = it.next().unwrap_or_default();
+        Job { w: ws[i], out: OutPtr { ptr: out.as_mut_ptr(), len: out.len() }, n_tasks: ws[i].rows.div_ceil(chunk) }
+    });
     let isa = if isa.is_available() { isa } else { Isa::Scalar };
-    match kernel(w.dtype, isa)? {
+    match kernel(dtype, isa)? {
         Kernel::Q8(tiles) => {
-            let nb = w.cols / 32;
+            let nb = cols / 32;
             let n_groups = if tiles.eight.is_some() { n_tokens / 8 } else { 0 };
             let (acts, groups) = scratch.q8_with_groups(nb * n_tokens, nb * n_groups);
-            for (xt, at) in x.chunks_exact(w.cols.max(1)).zip(acts.chunks_exact_mut(nb.max(1))) {
+            for (xt, at) in x.chunks_exact(cols.max(1)).zip(acts.chunks_exact_mut(nb.max(1))) {
                 quantize_q8(xt, at);
             }
             gather_group8(acts, nb, groups);
-            drive(pool, w, tiles, acts, groups, nb, n_tokens, out);
+            drive(pool, &jobs, chunk, tiles, acts, groups, nb, n_tokens);
         }
         Kernel::Q8K(tiles) => {
-            let nb = w.cols / QK_K;
+            let nb = cols / QK_K;
             let acts = scratch.q8k(nb * n_tokens);
-            for (xt, at) in x.chunks_exact(w.cols.max(1)).zip(acts.chunks_exact_mut(nb.max(1))) {
+            for (xt, at) in x.chunks_exact(cols.max(1)).zip(acts.chunks_exact_mut(nb.max(1))) {
                 quantize_q8k(xt, at);
             }
-            drive(pool, w, tiles, acts, &[], nb, n_tokens, out);
+            drive(pool, &jobs, chunk, tiles, acts, &[], nb, n_tokens);
         }
-        Kernel::F32(tiles) => drive(pool, w, tiles, x, &[], w.cols, n_tokens, out),
+        Kernel::F32(tiles) => drive(pool, &jobs, chunk, tiles, x, &[], cols, n_tokens),
     }
     Ok(())
+}
+
+/// One matrix of a fused call: its weights, where its output goes, and how many row chunks.
+struct Job<'a, 'b> {
+    w: &'a QMatrix<'b>,
+    out: OutPtr,
+    n_tasks: usize,
 }
 
 /// Raw output pointer shared by the tasks of one matmul; each (token, row) cell is written by
@@ -117,30 +183,39 @@ fn rows_per_task(rows: usize, n_threads: usize, n_tokens: usize) -> usize {
     rows.div_ceil(target_tasks).clamp(4, 512)
 }
 
-/// Runs `tiles` over all rows and tokens. `acts` holds `n_tokens` rows of `stride` elements;
-/// `groups` the gathered scales of each full group of 8 tokens (`stride` per group) when
-/// `tiles.eight` is set.
+/// Runs `tiles` over all rows of every job and all tokens, `chunk` rows per pool task.
+/// `acts` holds `n_tokens` rows of `stride` elements; `groups` the gathered scales of each full
+/// group of 8 tokens (`stride` per group) when `tiles.eight` is set.
 #[allow(clippy::too_many_arguments)]
 fn drive<A: Sync + 'static>(
     pool: &Pool,
-    w: &QMatrix,
+    jobs: &[Job],
+    chunk: usize,
     tiles: Tiles<A>,
     acts: &[A],
     groups: &[Group8],
     stride: usize,
     n_tokens: usize,
-    out: &mut [f32],
 ) {
-    let rows = w.rows;
-    let out_ptr = OutPtr { ptr: out.as_mut_ptr(), len: out.len() };
-    let chunk = rows_per_task(rows, pool.n_threads(), n_tokens);
-    let n_tasks = rows.div_ceil(chunk);
+    let n_tasks: usize = jobs.iter().map(|j| j.n_tasks).sum();
     // Tokens per pass: keep the activations of one pass within ~32 KiB (L1) so they are reused
     // across all rows of the chunk.
     let act_bytes = (stride * std::mem::size_of::<A>()).max(1);
     let token_block = ((32 * 1024) / act_bytes).clamp(8, 64) / 8 * 8;
     let act_row = |t: usize| acts.get(t * stride..(t + 1) * stride).unwrap_or(&[]);
     pool.run(n_tasks, &|task| {
+        // Find the job this task belongs to (N is tiny).
+        let mut task = task;
+        let mut job = None;
+        for j in jobs {
+            if task < j.n_tasks {
+                job = Some(j);
+                break;
+            }
+            task -= j.n_tasks;
+        }
+        let Some(Job { w, out: out_ptr, .. }) = job else { return };
+        let (rows, out_ptr) = (w.rows, *out_ptr);
         let r0 = task * chunk;
         let r1 = (r0 + chunk).min(rows);
         let mut t0 = 0;

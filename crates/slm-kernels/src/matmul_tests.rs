@@ -92,3 +92,30 @@ fn shape_errors_and_empty_inputs() {
     let ints = QMatrix { dtype: GgmlType::I8, rows: 1, cols: 4, data: &[0; 4] };
     assert!(matches!(matmul(&pool, &ints, &x[..4], 1, &mut out[..1], &mut s), Err(KernelError::Unsupported { .. })));
 }
+
+#[test]
+fn matmul_many_equals_separate_matmuls_fused_or_not() {
+    let pool = Pool::new(2).unwrap();
+    let mut scratch = Scratch::new();
+    let cols = 256;
+    for (ta, tb) in [(GgmlType::Q4_1, GgmlType::Q4_1), (GgmlType::Q4_K, GgmlType::Q4_K), (GgmlType::Q4_1, GgmlType::Q6_K)] {
+        let (ba, bb) = (make_weights(ta, 45, cols), make_weights(tb, 13, cols));
+        let (wa, wb) = (QMatrix::new(ta, 45, cols, &ba).unwrap(), QMatrix::new(tb, 13, cols, &bb).unwrap());
+        for n_tokens in [1, 9] {
+            let x = test_data(n_tokens * cols, 77);
+            let (mut ea, mut eb) = (vec![0.0; n_tokens * 45], vec![0.0; n_tokens * 13]);
+            matmul(&pool, &wa, &x, n_tokens, &mut ea, &mut scratch).unwrap();
+            matmul(&pool, &wb, &x, n_tokens, &mut eb, &mut scratch).unwrap();
+            let (mut ga, mut gb) = (vec![f32::NAN; n_tokens * 45], vec![f32::NAN; n_tokens * 13]);
+            matmul_many(&pool, [&wa, &wb], &x, n_tokens, [&mut ga, &mut gb], &mut scratch).unwrap();
+            assert_eq!(ga, ea, "{ta} {tb} tokens {n_tokens}");
+            assert_eq!(gb, eb, "{ta} {tb} tokens {n_tokens}");
+        }
+    }
+    // A wrong output length is reported, not written past.
+    let b = make_weights(GgmlType::Q8_0, 4, 64);
+    let w = QMatrix::new(GgmlType::Q8_0, 4, 64, &b).unwrap();
+    let (mut o1, mut o2) = (vec![0.0; 4], vec![0.0; 3]);
+    let r = matmul_many(&pool, [&w, &w], &test_data(64, 1), 1, [&mut o1, &mut o2], &mut scratch);
+    assert!(matches!(r, Err(KernelError::SizeMismatch { .. })));
+}

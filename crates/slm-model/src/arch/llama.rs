@@ -208,9 +208,9 @@ pub fn forward_batch(
         // --- attention ---
         rms_norm_rows(&state.x[..n * d], &b.attn_norm, cfg.rms_eps, &mut state.xn[..n * d]);
         let s = &mut *state;
-        b.wq.forward(pool, &s.xn, n, &mut s.q, &mut s.scratch)?;
-        b.wk.forward(pool, &s.xn, n, &mut s.k, &mut s.scratch)?;
-        b.wv.forward(pool, &s.xn, n, &mut s.v, &mut s.scratch)?;
+        let xn = &s.xn[..n * d];
+        let (q, k, v) = (&mut s.q[..n * q_dim], &mut s.k[..n * kv_dim], &mut s.v[..n * kv_dim]);
+        linear_many(pool, [&b.wq, &b.wk, &b.wv], xn, n, [q, k, v], &mut s.scratch)?;
         let neox = cfg.arch.rope_neox();
         for t in 0..n {
             ops::rope_inplace(&mut s.q[t * q_dim..(t + 1) * q_dim], cfg.n_head, cfg.head_dim, pos + t, &s.rope, neox);
@@ -223,8 +223,8 @@ pub fn forward_batch(
 
         // --- feed-forward ---
         rms_norm_rows(&s.x[..n * d], &b.ffn_norm, cfg.rms_eps, &mut s.xn[..n * d]);
-        b.w_gate.forward(pool, &s.xn, n, &mut s.gate, &mut s.scratch)?;
-        b.w_up.forward(pool, &s.xn, n, &mut s.up, &mut s.scratch)?;
+        let (gate, up) = (&mut s.gate[..n * f], &mut s.up[..n * f]);
+        linear_many(pool, [&b.w_gate, &b.w_up], &s.xn[..n * d], n, [gate, up], &mut s.scratch)?;
         ops::silu_mul_inplace(&mut s.gate[..n * f], &s.up[..n * f]);
         b.w_down.forward(pool, &s.gate, n, &mut s.proj, &mut s.scratch)?;
         ops::add_inplace(&mut s.x[..n * d], &s.proj[..n * d]);
@@ -249,6 +249,35 @@ pub fn output_logits(
     let d = w.output.cols;
     let rows = &state.xn[first * d..n * d];
     w.output.forward(pool, rows, n - first, out, &mut state.scratch)
+}
+
+/// `outs[i] = ls[i] · x (+ bias)` for linears that read the same input, as one pool job (the
+/// input is quantized once).
+///
+/// # Shapes
+/// `x: [n][cols]`, `outs[i]: [n][ls[i].rows]`.
+fn linear_many<const N: usize>(
+    pool: &Pool,
+    ls: [&Linear; N],
+    x: &[f32],
+    n: usize,
+    mut outs: [&mut [f32]; N],
+    scratch: &mut Scratch,
+) -> Result<(), ModelError> {
+    // Plain views; `matmul_many` checks every shape against the bytes.
+    let ms = ls.map(|l| slm_kernels::QMatrix { dtype: l.weight.dtype, rows: l.rows, cols: l.cols, data: l.weight.bytes() });
+    {
+        let outs_view: [&mut [f32]; N] = outs.each_mut().map(|o| &mut **o);
+        slm_kernels::matmul_many(pool, ms.each_ref(), x, n, outs_view, scratch)?;
+    }
+    for (l, out) in ls.iter().zip(outs.iter_mut()) {
+        if let Some(bias) = &l.bias {
+            for row in out.chunks_exact_mut(l.rows.max(1)) {
+                ops::add_inplace(row, bias);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// RMSNorm of each `[D]` row of `x` into `out`.
