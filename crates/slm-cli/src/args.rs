@@ -62,8 +62,8 @@ pub struct SamplingArgs {
     /// Maximum tokens to generate.
     #[arg(short = 'n', long = "max-tokens", default_value_t = 512)]
     pub max_tokens: usize,
-    /// Temperature; 0 means greedy.
-    #[arg(long = "temperature", visible_alias = "temp", default_value_t = 0.8)]
+    /// Temperature; 0 (or below) means greedy.
+    #[arg(long = "temperature", visible_alias = "temp", default_value_t = 0.8, allow_negative_numbers = true)]
     pub temperature: f32,
     /// Keep only the K most likely tokens (0 = off).
     #[arg(long = "top-k", default_value_t = 40)]
@@ -156,8 +156,8 @@ pub struct PerplexityArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Evaluate at most this many chunks.
-    #[arg(long = "chunks")]
-    pub chunks: Option<usize>,
+    #[arg(long = "chunks", value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunks: Option<u64>,
     /// Print the result as JSON.
     #[arg(long = "json")]
     pub json: bool,

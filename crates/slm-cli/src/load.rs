@@ -50,8 +50,16 @@ pub fn pool(flag: Option<usize>) -> Result<Arc<Pool>> {
     Ok(Arc::new(Pool::new(threads(flag))?))
 }
 
-/// The context size: the flag, else the default, never above the model's training context.
-pub fn context_size(flag: Option<usize>, model: &Model) -> usize {
+/// The context size: the flag (at most the model's training context, which also bounds the KV
+/// cache's memory), else the default capped at the training context.
+pub fn context_size(flag: Option<usize>, model: &Model) -> Result<usize> {
     let train = model.config().n_ctx_train.max(1);
-    flag.unwrap_or(DEFAULT_CTX.min(train))
+    match flag {
+        Some(0) => anyhow::bail!("the context size must be at least 1 token"),
+        Some(n) if n > train => {
+            anyhow::bail!("context size {n} exceeds the {train} tokens this model was trained for; pass -c {train} or less")
+        }
+        Some(n) => Ok(n),
+        None => Ok(DEFAULT_CTX.min(train)),
+    }
 }

@@ -1,6 +1,9 @@
 //! The `slm` command-line tool: parses arguments, calls the libraries, prints results.
 //! Nothing else lives here.
 
+// First, so its `outln!` macro is visible in every module below.
+#[macro_use]
+mod output;
 mod args;
 mod cmd;
 mod load;
@@ -24,6 +27,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`slm ... | head`): not an error.
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -18,5 +18,5 @@ mod inspect;
 #[path = "cli/bad_input.rs"]
 mod bad_input;
 
-#[path = "cli/known_bugs.rs"]
-mod known_bugs;
+#[path = "cli/regressions.rs"]
+mod regressions;

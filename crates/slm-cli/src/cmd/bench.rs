@@ -6,7 +6,7 @@
 
 use crate::args::BenchArgs;
 use crate::load;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::json;
 use slm_kernels::Pool;
 use slm_model::{Logits, Model};
@@ -17,7 +17,7 @@ use std::time::Instant;
 pub fn run(args: BenchArgs) -> Result<()> {
     let path = load::model_path(&args.model)?;
     let load_start = Instant::now();
-    let model = Model::load(&path)?;
+    let model = Model::load(&path).with_context(|| format!("loading model {}", path.display()))?;
     let load_secs = load_start.elapsed().as_secs_f64();
     let threads = load::threads(args.threads);
     let pool = Pool::new(threads)?;
@@ -47,15 +47,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         let size_mib = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) as f64 / (1024.0 * 1024.0);
         let params = model.config().n_params() as f64 / 1e6;
-        println!("| model | size | params | backend | threads | test | t/s |");
-        println!("| ----- | ---: | -----: | ------- | ------: | ---: | --: |");
+        outln!("| model | size | params | backend | threads | test | t/s |");
+        outln!("| ----- | ---: | -----: | ------- | ------: | ---: | --: |");
         for r in &rows {
             let test = if r.n_prompt > 0 { format!("pp{}", r.n_prompt) } else { format!("tg{}", r.n_gen) };
-            println!(
+            outln!(
                 "| {file_name} | {size_mib:.2} MiB | {params:.2} M | CPU | {threads} | {test} | {:.2} ± {:.2} |",
                 r.avg, r.stddev
             );

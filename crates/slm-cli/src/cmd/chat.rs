@@ -64,7 +64,7 @@ pub fn run(args: ChatArgs) -> Result<()> {
         };
         let mut sink = TeeSink { out: StdoutSink::new(), copy: StringSink::default() };
         let stats = session.generate(&ids, &opts, &mut sink)?;
-        println!();
+        outln!();
         if args.verbose {
             print_stats(&stats);
         }

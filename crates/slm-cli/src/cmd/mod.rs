@@ -34,7 +34,7 @@ pub fn generate_options(s: &SamplingArgs) -> GenerateOptions {
 /// Loads the model named by the flags and opens a session on it.
 pub fn open_session(m: &ModelArgs) -> Result<(Loaded, Session)> {
     let loaded = load::load(&m.model)?;
-    let n_ctx = load::context_size(m.ctx, &loaded.model);
+    let n_ctx = load::context_size(m.ctx, &loaded.model)?;
     let session = Session::new(
         loaded.model.clone(),
         loaded.tokenizer.clone(),

@@ -3,14 +3,14 @@
 use crate::args::PullArgs;
 use crate::progress::BarProgress;
 use anyhow::Result;
-use slm_hub::{Cache, HubConfig, Registry};
+use slm_hub::{Cache, HubConfig, Registry, VerifyStatus};
 
 /// `slm pull NAME`
 pub fn pull(args: PullArgs) -> Result<()> {
     let cfg = HubConfig::from_env()?;
     let spec = Registry::builtin()?.lookup(&args.name)?;
     let path = slm_hub::pull(&cfg, spec, &BarProgress::default())?;
-    println!("{}", path.display());
+    outln!("{}", path.display());
     Ok(())
 }
 
@@ -19,12 +19,18 @@ pub fn list() -> Result<()> {
     let cfg = HubConfig::from_env()?;
     let registry = Registry::builtin()?;
     let listing = Cache::new(&cfg).list(registry, false)?;
-    println!("cache: {}", cfg.models_dir().display());
-    println!("{:<26} {:>10} {:<8} {:<10} description", "name", "size", "quant", "status");
+    outln!("cache: {}", cfg.models_dir().display());
+    outln!("{:<26} {:>10} {:<8} {:<10} description", "name", "size", "quant", "status");
     for spec in registry.models() {
-        let cached = listing.models.iter().find(|m| m.name == spec.name);
-        let status = if cached.is_some() { "cached" } else { "-" };
-        println!(
+        // Only the registry's own file at the registry's size counts; anything else in the folder
+        // (a truncated copy, a stray file) is what `run` would refuse too.
+        let mine = listing.models.iter().filter(|m| m.name == spec.name && m.file == spec.file);
+        let status = match mine.map(|m| &m.status).next() {
+            Some(VerifyStatus::SizeOk | VerifyStatus::Verified) => "cached",
+            Some(_) => "invalid",
+            None => "-",
+        };
+        outln!(
             "{:<26} {:>10} {:<8} {:<10} {}",
             spec.name,
             human_bytes(spec.size),

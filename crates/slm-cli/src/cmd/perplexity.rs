@@ -16,11 +16,11 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
     let loaded = load::load(&args.model.model)?;
     let pool = load::pool(args.model.threads)?;
     let tokens = loaded.tokenizer.encode_prompt(&text, false)?;
-    let n_ctx = args.model.ctx.unwrap_or(512);
+    let n_ctx = load::context_size(Some(args.model.ctx.unwrap_or(512)), &loaded.model)?;
     let opts = PerplexityOptions {
         n_ctx,
         n_batch: args.model.batch.max(1),
-        max_chunks: args.chunks,
+        max_chunks: args.chunks.map(|n| n as usize),
         bos: if loaded.tokenizer.add_bos() { loaded.tokenizer.bos_id() } else { None },
     };
     eprintln!("{} tokens, context {n_ctx}, {} threads", tokens.len(), pool.n_threads());
@@ -37,16 +37,16 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
     })?;
     bar.finish_and_clear();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!(
+        outln!(
             "{} chunks of {} tokens, {} scored, {:.1} tokens/s",
             report.n_chunks,
             report.n_ctx,
             report.n_scored,
             (report.n_chunks * report.n_ctx) as f64 / report.secs.max(1e-9)
         );
-        println!("PPL = {:.4} +/- {:.5}", report.ppl, report.ppl_stderr);
+        outln!("PPL = {:.4} +/- {:.5}", report.ppl, report.ppl_stderr);
     }
     Ok(())
 }

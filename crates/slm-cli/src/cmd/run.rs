@@ -29,7 +29,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         encode_chat(&loaded.tokenizer, &loaded.template, &messages, true)?
     };
     let stats = session.generate(&ids, &generate_options(&args.sampling), &mut StdoutSink::new())?;
-    println!();
+    outln!();
     if args.verbose {
         print_stats(&stats);
     }

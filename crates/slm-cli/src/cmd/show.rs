@@ -13,27 +13,27 @@ pub fn run(args: ShowArgs) -> Result<()> {
     let path = model_path(&args.model)?;
     let file = GgufFile::open(&path).with_context(|| format!("opening {}", path.display()))?;
     let md = file.metadata();
-    println!("file:          {}", path.display());
-    println!("format:        GGUF v{}, {} tensors, {} metadata keys", file.version(), file.tensors().len(), md.len());
+    outln!("file:          {}", path.display());
+    outln!("format:        GGUF v{}, {} tensors, {} metadata keys", file.version(), file.tensors().len(), md.len());
     if let Ok(name) = md.get_str("general.name") {
-        println!("name:          {name}");
+        outln!("name:          {name}");
     }
     let weight_bytes: u64 = file.tensors().iter().map(|t| t.n_bytes).sum();
     let n_weights: u64 = file.tensors().iter().map(|t| t.n_elements).sum();
     match ModelConfig::from_gguf(&file) {
         Ok(c) => {
             let params = c.n_params();
-            println!("architecture:  {} ({})", c.arch.gguf_name(), size_class(params));
-            println!("parameters:    {} ({:.1}M)", params, params as f64 / 1e6);
-            println!(
+            outln!("architecture:  {} ({})", c.arch.gguf_name(), size_class(params));
+            outln!("parameters:    {} ({:.1}M)", params, params as f64 / 1e6);
+            outln!(
                 "dimensions:    {} layers, d_model {}, {} heads / {} KV heads of {}, FFN {}, vocab {}",
                 c.n_layer, c.d_model, c.n_head, c.n_kv_head, c.head_dim, c.d_ff, c.n_vocab
             );
-            println!("context:       {} trained, RoPE θ {}, RMSNorm ε {:e}", c.n_ctx_train, c.rope_theta, c.rms_eps);
-            println!("output head:   {}", if c.tied_output { "tied to the embedding" } else { "separate" });
+            outln!("context:       {} trained, RoPE θ {}, RMSNorm ε {:e}", c.n_ctx_train, c.rope_theta, c.rms_eps);
+            outln!("output head:   {}", if c.tied_output { "tied to the embedding" } else { "separate" });
             let kv = 2 * c.n_layer as u64 * c.kv_dim() as u64 * args.ctx as u64 * 4;
             let scratch = scratch_bytes(&c, 256, args.ctx);
-            println!(
+            outln!(
                 "memory:        weights {} + KV cache {} (f32, ctx {}) + buffers ~{} = ~{}",
                 human_bytes(weight_bytes),
                 human_bytes(kv),
@@ -42,9 +42,9 @@ pub fn run(args: ShowArgs) -> Result<()> {
                 human_bytes(weight_bytes + kv + scratch)
             );
         }
-        Err(e) => println!("architecture:  not runnable by slm: {e}"),
+        Err(e) => outln!("architecture:  not runnable by slm: {e}"),
     }
-    println!(
+    outln!(
         "weights:       {} in {} ({:.2} bits per weight)",
         human_bytes(weight_bytes),
         n_weights,
@@ -58,17 +58,17 @@ pub fn run(args: ShowArgs) -> Result<()> {
     }
     let types: Vec<String> =
         by_type.iter().map(|(k, (n, b))| format!("{k} × {n} ({})", human_bytes(*b))).collect();
-    println!("tensor types:  {}", types.join(", "));
+    outln!("tensor types:  {}", types.join(", "));
     if args.metadata {
-        println!("\nmetadata:");
+        outln!("\nmetadata:");
         for (k, v) in md.iter() {
-            println!("  {k} = {v}");
+            outln!("  {k} = {v}");
         }
     }
     if args.tensors {
-        println!("\ntensors:");
+        outln!("\ntensors:");
         for t in file.tensors() {
-            println!("  {:<32} {:<6} {:?} {}", t.name, t.dtype.name(), t.dims, human_bytes(t.n_bytes));
+            outln!("  {:<32} {:<6} {:?} {}", t.name, t.dtype.name(), t.dims, human_bytes(t.n_bytes));
         }
     }
     Ok(())

@@ -1,5 +1,4 @@
-//! Regression tests for CLI bugs found while writing this suite. They are `#[ignore]`d until the
-//! binary is fixed (run them with `cargo test -p slm-cli -- --ignored`); each says what is wrong.
+//! Regression tests for CLI bugs found while writing this suite (each was a failing test first).
 
 use crate::common::{empty_cache, slm, slm_in};
 use crate::model_or_skip;
@@ -8,7 +7,6 @@ use crate::model_or_skip;
 /// directory, whatever its `VerifyStatus`: a wrong-size file (which `run -m NAME` refuses and
 /// re-fetches) or an unrelated file both show as "cached".
 #[test]
-#[ignore = "known bug: slm list ignores the cache entry's size/verify status"]
 fn list_does_not_call_a_wrong_size_file_cached() {
     let cache = empty_cache();
     let dir = cache.path().join("models/smollm2-135m-instruct");
@@ -22,7 +20,6 @@ fn list_does_not_call_a_wrong_size_file_cached() {
 /// `slm bench` (cmd/bench.rs) calls `Model::load(&path)?` without context, so a bad file's
 /// error does not say which file it is (run/show/perplexity do).
 #[test]
-#[ignore = "known bug: slm bench's load error does not name the file"]
 fn bench_names_the_bad_file() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("empty.gguf");
@@ -37,7 +34,6 @@ fn bench_names_the_bad_file() {
 /// reporting an error. Simulated here with a 4 GB address-space limit.
 #[cfg(unix)]
 #[test]
-#[ignore = "known bug: an oversized -c aborts on allocation failure"]
 fn oversized_context_is_an_error_not_an_abort() {
     let m = model_or_skip!();
     let out = std::process::Command::new("sh")
@@ -59,7 +55,6 @@ fn oversized_context_is_an_error_not_an_abort() {
 /// generation (cmd/run.rs:32, likewise cmd/chat.rs, show.rs, list, bench, perplexity) panics:
 /// "failed printing to stdout: Broken pipe", exit code 101.
 #[test]
-#[ignore = "known bug: println! after a closed stdout panics"]
 fn closed_stdout_is_not_a_panic() {
     let m = model_or_skip!();
     let cache = empty_cache();
