@@ -1,6 +1,7 @@
 //! Attention of several query rows against one key/value head: scores, softmax and weighted
-//! sum in one call, with the AVX2 path loading each key and value row once for up to four
-//! queries (the query heads of one grouped-query group, which all see the same positions).
+//! sum in one call. The AVX2 path loads each key and value row once for up to three queries
+//! (the query heads of one grouped-query group, which all see the same positions) and scores
+//! four keys at a time.
 
 /// `out[i] = sum_j softmax_j(scale * q[i]·keys[j]) * values[j]` for every query row `i`,
 /// over keys `0..n_keys`.
@@ -87,10 +88,9 @@ mod avx2 {
             match m - i {
                 1 => scores_m::<1>(qi, d, keys.as_ptr(), n, scale, si),
                 2 => scores_m::<2>(qi, d, keys.as_ptr(), n, scale, si),
-                3 => scores_m::<3>(qi, d, keys.as_ptr(), n, scale, si),
-                _ => scores_m::<4>(qi, d, keys.as_ptr(), n, scale, si),
+                _ => scores_m::<3>(qi, d, keys.as_ptr(), n, scale, si),
             }
-            i += 4;
+            i += 3;
         }
         for row in scores.chunks_exact_mut(n) {
             crate::ops::simd_x86::softmax(row);
@@ -108,11 +108,37 @@ mod avx2 {
         }
     }
 
-    /// `s[r * n + j] = scale * q[r]·k[j]` for `r < M`, `j < n` (rows of `d` floats).
+    /// `s[r * n + j] = scale * q[r]·k[j]` for `r < M`, `j < n` (rows of `d` floats): four keys
+    /// at a time, so each query chunk is loaded once per four keys and the four dot products
+    /// are reduced together with horizontal adds.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn scores_m<const M: usize>(q: *const f32, d: usize, k: *const f32, n: usize, scale: f32, s: *mut f32) {
-        for j in 0..n {
+        let sv = _mm_set1_ps(scale);
+        let mut j = 0;
+        while j + 4 <= n {
+            let kj = k.add(j * d);
+            let mut acc = [[_mm256_setzero_ps(); 4]; M];
+            let mut c = 0;
+            while c < d {
+                let qv: [__m256; M] = std::array::from_fn(|r| _mm256_loadu_ps(q.add(r * d + c)));
+                for kk in 0..4 {
+                    let kv = _mm256_loadu_ps(kj.add(kk * d + c));
+                    for r in 0..M {
+                        acc[r][kk] = _mm256_fmadd_ps(qv[r], kv, acc[r][kk]);
+                    }
+                }
+                c += 8;
+            }
+            for (r, a) in acc.iter().enumerate() {
+                // [k0 k0 k1 k1 | ..] -> [k0 k1 k2 k3 | k0 k1 k2 k3] partial sums, then halves.
+                let h = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+                let sum = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+                _mm_storeu_ps(s.add(r * n + j), _mm_mul_ps(sv, sum));
+            }
+            j += 4;
+        }
+        while j < n {
             let kj = k.add(j * d);
             let mut acc = [_mm256_setzero_ps(); M];
             let mut c = 0;
@@ -126,6 +152,7 @@ mod avx2 {
             for (r, a) in acc.iter().enumerate() {
                 *s.add(r * n + j) = scale * hsum(*a);
             }
+            j += 1;
         }
     }
 
