@@ -183,6 +183,9 @@ fn rows_per_task(rows: usize, n_threads: usize, n_tokens: usize) -> usize {
     rows.div_ceil(target_tasks).clamp(4, 512)
 }
 
+/// Most 8-token groups in one pass over a chunk's rows (bounds the token block of [`drive`]).
+const MAX_GROUPS: usize = 8;
+
 /// Runs `tiles` over all rows of every job and all tokens, `chunk` rows per pool task.
 /// `acts` holds `n_tokens` rows of `stride` elements; `groups` the gathered scales of each full
 /// group of 8 tokens (`stride` per group) when `tiles.eight` is set.
@@ -201,7 +204,7 @@ fn drive<A: Sync + 'static>(
     // Tokens per pass: keep the activations of one pass within ~32 KiB (L1) so they are reused
     // across all rows of the chunk.
     let act_bytes = (stride * std::mem::size_of::<A>()).max(1);
-    let token_block = ((32 * 1024) / act_bytes).clamp(8, 64) / 8 * 8;
+    let token_block = ((32 * 1024) / act_bytes).clamp(8, 8 * MAX_GROUPS) / 8 * 8;
     let act_row = |t: usize| acts.get(t * stride..(t + 1) * stride).unwrap_or(&[]);
     pool.run(n_tasks, &|task| {
         // Find the job this task belongs to (N is tiny).
@@ -221,16 +224,22 @@ fn drive<A: Sync + 'static>(
         let mut t0 = 0;
         while t0 < n_tokens {
             let t1 = (t0 + token_block).min(n_tokens);
+            // The 8-token groups of this block, looked up once for all rows of the chunk.
+            // `t0` is a multiple of 8, so `t / 8` is a group's index.
+            let n8 = if tiles.eight.is_some() { ((t1 - t0) / 8).min(MAX_GROUPS) } else { 0 };
+            let mut tiles8: [([&[A]; 8], &[Group8]); MAX_GROUPS] = [([&[]; 8], &[]); MAX_GROUPS];
+            for (gi, slot) in tiles8.iter_mut().take(n8).enumerate() {
+                let t = t0 + 8 * gi;
+                let g = groups.get((t / 8) * stride..(t / 8 + 1) * stride).unwrap_or(&[]);
+                *slot = (std::array::from_fn(|k| act_row(t + k)), g);
+            }
             for r in r0..r1 {
                 let Some(row) = w.row(r) else { continue };
                 let mut t = t0;
                 if let Some(eight) = tiles.eight {
-                    // `t0` is a multiple of 8, so `t / 8` is this group's index.
-                    while t + 8 <= t1 {
-                        let g = groups.get((t / 8) * stride..(t / 8 + 1) * stride).unwrap_or(&[]);
-                        let rows8 = std::array::from_fn(|k| act_row(t + k));
+                    for (rows8, g) in &tiles8[..n8] {
                         // SAFETY: `tiles` was built for an ISA this CPU supports (see `kernel`).
-                        let v = unsafe { eight(row, rows8, g) };
+                        let v = unsafe { eight(row, *rows8, g) };
                         for (k, v) in v.into_iter().enumerate() {
                             out_ptr.write((t + k) * rows + r, v);
                         }
