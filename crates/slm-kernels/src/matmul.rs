@@ -219,6 +219,9 @@ fn drive<A: Sync + 'static>(
         }
         let Some(Job { w, out: out_ptr, .. }) = job else { return };
         let (rows, out_ptr) = (w.rows, *out_ptr);
+        // Row bytes once per task (`QMatrix::row` recomputes them with a division per call).
+        let rb = w.row_bytes();
+        let row_at = |r: usize| if r < rows { w.data.get(r * rb..(r + 1) * rb) } else { None };
         let r0 = task * chunk;
         let r1 = (r0 + chunk).min(rows);
         let mut t0 = 0;
@@ -234,7 +237,7 @@ fn drive<A: Sync + 'static>(
                 *slot = (std::array::from_fn(|k| act_row(t + k)), g);
             }
             for r in r0..r1 {
-                let Some(row) = w.row(r) else { continue };
+                let Some(row) = row_at(r) else { continue };
                 let mut t = t0;
                 if let Some(eight) = tiles.eight {
                     for (rows8, g) in &tiles8[..n8] {

@@ -37,6 +37,7 @@ impl<'a> QMatrix<'a> {
     }
 
     /// The raw bytes of row `i`, or `None` if `i >= rows`.
+    #[inline]
     pub fn row(&self, i: usize) -> Option<&'a [u8]> {
         let rb = self.row_bytes();
         if i >= self.rows {
