@@ -56,5 +56,5 @@ pub use dot::Isa;
 pub use error::KernelError;
 pub use matmul::{best_isa, matmul, matmul_many, matmul_reference, matmul_with_isa};
 pub use matrix::QMatrix;
-pub use pool::Pool;
+pub use pool::{ChunkTask, Pool};
 pub use slm_format::GgmlType;

@@ -254,7 +254,7 @@ impl Pool {
         a_chunk: usize,
         b: &mut [B],
         b_chunk: usize,
-        f: &(dyn Fn(usize, &mut [A], &mut [B]) + Sync),
+        f: &ChunkTask<'_, A, B>,
     ) {
         let n_tasks = match (a.len().checked_div(a_chunk), b.len().checked_div(b_chunk)) {
             (Some(x), Some(y)) => x.min(y),
@@ -275,6 +275,9 @@ impl Pool {
         });
     }
 }
+
+/// A task of [`Pool::run_chunks`]: `(task index, chunk of a, chunk of b)`.
+pub type ChunkTask<'a, A, B> = dyn Fn(usize, &mut [A], &mut [B]) + Sync + 'a;
 
 /// A raw pointer that may cross threads; users guarantee disjoint access (see `run_chunks`).
 struct SendPtr<T>(*mut T);

@@ -41,7 +41,7 @@ pub fn attend(
     let (q, keys, values) = (&q[..m * d], &keys[..n * d], &values[..n * d]);
     let (scores, out) = (&mut scores[..m * n], &mut out[..m * d]);
     #[cfg(target_arch = "x86_64")]
-    if super::use_avx2() && d % 8 == 0 {
+    if super::use_avx2() && d.is_multiple_of(8) {
         // SAFETY: avx2 and fma were detected; sizes were trimmed above (q, out: m*d;
         // keys, values: n*d; scores: m*n) and d is a multiple of 8.
         unsafe { avx2::attend(q, d, keys, values, n, scale, scores, out) };
@@ -111,6 +111,8 @@ mod avx2 {
     /// `s[r * n + j] = scale * q[r]·k[j]` for `r < M`, `j < n` (rows of `d` floats): four keys
     /// at a time, so each query chunk is loaded once per four keys and the four dot products
     /// are reduced together with horizontal adds.
+    // Register-blocked loops: explicit (key, query) indices mirror the accumulator tile.
+    #[allow(clippy::needless_range_loop)]
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn scores_m<const M: usize>(q: *const f32, d: usize, k: *const f32, n: usize, scale: f32, s: *mut f32) {
@@ -158,6 +160,7 @@ mod avx2 {
 
     /// `o[r][c] = sum_j w[r * n + j] * v[j][c]` for `r < M`: 32 columns at a time with the
     /// accumulators in registers, then 8 at a time.
+    #[allow(clippy::needless_range_loop)]
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn wsum_m<const M: usize>(w: *const f32, n: usize, v: *const f32, d: usize, o: *mut f32) {
