@@ -16,4 +16,10 @@ echo "model: $model"
 echo "== tests"
 # The model-backed tests fail (instead of skipping) when the model is missing.
 export SLM_TEST_MODEL="$model" SLM_REQUIRE_MODEL=1
-cargo test --release --workspace --no-fail-fast
+log="$(mktemp)"
+status=0
+cargo test --release --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
+# One closing line for the whole suite (cargo prints one per test binary, the last often a doc-test run of 0).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit "$status"
