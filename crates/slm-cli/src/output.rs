@@ -14,7 +14,6 @@ pub fn write_line(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
 }
 
 /// `println!` that returns `Err` (with `?`) instead of panicking.
-
 macro_rules! outln {
     () => { crate::output::write_line(format_args!(""))? };
     ($($arg:tt)*) => { crate::output::write_line(format_args!($($arg)*))? };

@@ -43,13 +43,13 @@ pub fn random_llama_gguf(cfg: &ModelConfig, dtype: GgmlType, seed: u64) -> Resul
     let u32_of = |v: usize| u32::try_from(v).map_err(|_| ModelError::InvalidArgument(format!("{v} too large")));
     w.add_string("general.architecture", arch);
     w.add_string("general.name", "random");
-    w.add_u32(&format!("{arch}.embedding_length"), u32_of(cfg.d_model)?);
-    w.add_u32(&format!("{arch}.block_count"), u32_of(cfg.n_layer)?);
-    w.add_u32(&format!("{arch}.attention.head_count"), u32_of(cfg.n_head)?);
-    w.add_u32(&format!("{arch}.attention.head_count_kv"), u32_of(cfg.n_kv_head)?);
-    w.add_u32(&format!("{arch}.feed_forward_length"), u32_of(cfg.d_ff)?);
-    w.add_u32(&format!("{arch}.context_length"), u32_of(cfg.n_ctx_train)?);
-    w.add_u32(&format!("{arch}.rope.dimension_count"), u32_of(cfg.head_dim)?);
+    w.add_u32(format!("{arch}.embedding_length"), u32_of(cfg.d_model)?);
+    w.add_u32(format!("{arch}.block_count"), u32_of(cfg.n_layer)?);
+    w.add_u32(format!("{arch}.attention.head_count"), u32_of(cfg.n_head)?);
+    w.add_u32(format!("{arch}.attention.head_count_kv"), u32_of(cfg.n_kv_head)?);
+    w.add_u32(format!("{arch}.feed_forward_length"), u32_of(cfg.d_ff)?);
+    w.add_u32(format!("{arch}.context_length"), u32_of(cfg.n_ctx_train)?);
+    w.add_u32(format!("{arch}.rope.dimension_count"), u32_of(cfg.head_dim)?);
     w.add_f32(format!("{arch}.attention.layer_norm_rms_epsilon"), cfg.rms_eps);
     w.add_f32(format!("{arch}.rope.freq_base"), cfg.rope_theta);
 
