@@ -17,6 +17,8 @@ pub mod config;
 pub mod error;
 pub mod kv_cache;
 pub mod model;
+pub mod observe;
+pub mod quantize;
 pub mod random_init;
 pub mod weights;
 
@@ -24,3 +26,4 @@ pub use arch::Arch;
 pub use config::ModelConfig;
 pub use error::ModelError;
 pub use model::{Context, Logits, Model};
+pub use observe::{ActivationObserver, Site};

@@ -7,6 +7,7 @@ use crate::arch::llama::{self, ForwardState, LlamaWeights};
 use crate::config::{ModelConfig, MAX_CONTEXT};
 use crate::error::ModelError;
 use crate::kv_cache::KvCache;
+use crate::observe::ActivationObserver;
 use crate::weights::TensorLoader;
 use slm_format::GgufFile;
 use slm_kernels::Pool;
@@ -122,6 +123,18 @@ impl Model {
         tokens: &[u32],
         which: Logits,
     ) -> Result<&'c [f32], ModelError> {
+        self.forward_observed(ctx, pool, tokens, which, None)
+    }
+
+    /// [`Model::forward`], showing `observer` the activations that enter every block linear.
+    pub fn forward_observed<'c>(
+        &self,
+        ctx: &'c mut Context,
+        pool: &Pool,
+        tokens: &[u32],
+        which: Logits,
+        mut observer: Option<&mut dyn ActivationObserver>,
+    ) -> Result<&'c [f32], ModelError> {
         let v = self.config.n_vocab;
         if tokens.is_empty() {
             return Err(ModelError::InvalidArgument("forward needs at least one token".into()));
@@ -142,7 +155,8 @@ impl Model {
         let n_chunks = tokens.len().div_ceil(n_batch);
         let mut written = 0;
         for (i, chunk) in tokens.chunks(n_batch).enumerate() {
-            llama::forward_batch(&self.config, &self.weights, pool, &mut ctx.cache, &mut ctx.state, chunk)?;
+            let obs = observer.as_mut().map(|o| &mut **o as &mut dyn ActivationObserver);
+            llama::forward_batch(&self.config, &self.weights, pool, &mut ctx.cache, &mut ctx.state, chunk, obs)?;
             let first = match which {
                 Logits::All => 0,
                 Logits::Last if i + 1 == n_chunks => chunk.len() - 1,

@@ -3,10 +3,15 @@
 //! Used to train models from scratch and, in tests, to exercise the whole loading and forward
 //! path on models small enough to check against a naive reference.
 
+use crate::arch::Arch;
 use crate::config::ModelConfig;
 use crate::error::ModelError;
+use crate::observe::Site;
+use crate::quantize::imatrix::{ImatrixEntry, ImportanceMatrix};
+use crate::quantize::QuantizeError;
 use slm_format::{GgmlType, GgufWriter};
 use slm_kernels::quant::quantize_row;
+use std::collections::BTreeMap;
 
 /// A deterministic SplitMix64 generator (no dependency needed for reproducible init).
 #[derive(Clone, Debug)]
@@ -107,4 +112,49 @@ fn add_tensor(
     let dims = if rows == 1 { vec![cols as u64] } else { vec![cols as u64, rows as u64] };
     w.add_tensor(name, &dims, dtype, bytes)?;
     Ok(())
+}
+
+/// Seed of the golden-test model.
+pub const GOLDEN_SEED: u64 = 2024;
+
+/// A small model for golden tests against peers (`examples/random_model.rs` writes it with
+/// [`GOLDEN_SEED`] for reference/gen_quantize_golden.sh): d = 256 (K-quant rows), FFN 384 (ffn_down
+/// rows fall back), 8 layers (every branch of the mix rules), 4/2 heads, untied output.
+pub fn golden_config() -> ModelConfig {
+    ModelConfig {
+        arch: Arch::Llama,
+        n_vocab: 320,
+        d_model: 256,
+        n_layer: 8,
+        n_head: 4,
+        n_kv_head: 2,
+        head_dim: 64,
+        d_ff: 384,
+        n_ctx_train: 256,
+        rms_eps: 1e-5,
+        rope_theta: 10000.0,
+        tied_output: false,
+    }
+}
+
+/// A deterministic importance matrix for a model of `cfg` (every block linear; values spread
+/// over two orders of magnitude like real activation statistics), for golden tests.
+pub fn random_imatrix(cfg: &ModelConfig, seed: u64) -> Result<ImportanceMatrix, QuantizeError> {
+    let mut rng = SplitMix64::new(seed);
+    let mut entries = BTreeMap::new();
+    for layer in 0..cfg.n_layer {
+        for site in Site::ALL {
+            let cols = match site {
+                Site::AttnIn | Site::FfnIn => cfg.d_model,
+                Site::AttnOutIn => cfg.q_dim(),
+                Site::FfnDownIn => cfg.d_ff,
+            };
+            let count = 64.0;
+            let sums: Vec<f32> = (0..cols).map(|_| count * 10f32.powf(1.5 * rng.next_signed())).collect();
+            for w in site.weight_names() {
+                entries.insert(format!("blk.{layer}.{w}"), ImatrixEntry { sums: sums.clone(), counts: vec![count] });
+            }
+        }
+    }
+    ImportanceMatrix::from_entries(entries, vec!["random".into()], 1, 64)
 }

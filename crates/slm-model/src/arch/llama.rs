@@ -13,6 +13,7 @@
 use crate::config::ModelConfig;
 use crate::error::ModelError;
 use crate::kv_cache::KvCache;
+use crate::observe::{ActivationObserver, Site};
 use crate::weights::{Linear, TensorLoader, WeightTensor};
 use slm_kernels::ops::{self, RopeTable};
 use slm_kernels::{Pool, Scratch};
@@ -184,6 +185,7 @@ pub fn forward_batch(
     cache: &mut KvCache,
     state: &mut ForwardState,
     tokens: &[u32],
+    mut observer: Option<&mut dyn ActivationObserver>,
 ) -> Result<(), ModelError> {
     let n = tokens.len();
     let (d, q_dim, kv_dim, f) = (cfg.d_model, cfg.q_dim(), cfg.kv_dim(), cfg.d_ff);
@@ -209,23 +211,42 @@ pub fn forward_batch(
         rms_norm_rows(&state.x[..n * d], &b.attn_norm, cfg.rms_eps, &mut state.xn[..n * d]);
         let s = &mut *state;
         let xn = &s.xn[..n * d];
+        if let Some(o) = observer.as_deref_mut() {
+            o.observe(layer, Site::AttnIn, xn, n);
+        }
         let (q, k, v) = (&mut s.q[..n * q_dim], &mut s.k[..n * kv_dim], &mut s.v[..n * kv_dim]);
         linear_many(pool, [&b.wq, &b.wk, &b.wv], xn, n, [q, k, v], &mut s.scratch)?;
         let neox = cfg.arch.rope_neox();
         for t in 0..n {
             ops::rope_inplace(&mut s.q[t * q_dim..(t + 1) * q_dim], cfg.n_head, cfg.head_dim, pos + t, &s.rope, neox);
-            ops::rope_inplace(&mut s.k[t * kv_dim..(t + 1) * kv_dim], cfg.n_kv_head, cfg.head_dim, pos + t, &s.rope, neox);
+            ops::rope_inplace(
+                &mut s.k[t * kv_dim..(t + 1) * kv_dim],
+                cfg.n_kv_head,
+                cfg.head_dim,
+                pos + t,
+                &s.rope,
+                neox,
+            );
         }
         cache.store(layer, pos, &s.k[..n * kv_dim], &s.v[..n * kv_dim]);
         attention(cfg, pool, cache, layer, pos, n, &s.q, &mut s.attn, &mut s.attn_heads, &mut s.scores);
+        if let Some(o) = observer.as_deref_mut() {
+            o.observe(layer, Site::AttnOutIn, &s.attn[..n * q_dim], n);
+        }
         b.wo.forward(pool, &s.attn, n, &mut s.proj, &mut s.scratch)?;
         ops::add_inplace(&mut s.x[..n * d], &s.proj[..n * d]);
 
         // --- feed-forward ---
         rms_norm_rows(&s.x[..n * d], &b.ffn_norm, cfg.rms_eps, &mut s.xn[..n * d]);
+        if let Some(o) = observer.as_deref_mut() {
+            o.observe(layer, Site::FfnIn, &s.xn[..n * d], n);
+        }
         let (gate, up) = (&mut s.gate[..n * f], &mut s.up[..n * f]);
         linear_many(pool, [&b.w_gate, &b.w_up], &s.xn[..n * d], n, [gate, up], &mut s.scratch)?;
         ops::silu_mul_inplace(&mut s.gate[..n * f], &s.up[..n * f]);
+        if let Some(o) = observer.as_deref_mut() {
+            o.observe(layer, Site::FfnDownIn, &s.gate[..n * f], n);
+        }
         b.w_down.forward(pool, &s.gate, n, &mut s.proj, &mut s.scratch)?;
         ops::add_inplace(&mut s.x[..n * d], &s.proj[..n * d]);
     }
@@ -265,7 +286,8 @@ fn linear_many<const N: usize>(
     scratch: &mut Scratch,
 ) -> Result<(), ModelError> {
     // Plain views; `matmul_many` checks every shape against the bytes.
-    let ms = ls.map(|l| slm_kernels::QMatrix { dtype: l.weight.dtype, rows: l.rows, cols: l.cols, data: l.weight.bytes() });
+    let ms =
+        ls.map(|l| slm_kernels::QMatrix { dtype: l.weight.dtype, rows: l.rows, cols: l.cols, data: l.weight.bytes() });
     {
         let outs_view: [&mut [f32]; N] = outs.each_mut().map(|o| &mut **o);
         slm_kernels::matmul_many(pool, ms.each_ref(), x, n, outs_view, scratch)?;
