@@ -37,6 +37,9 @@ pub enum Command {
     /// Measure prompt-processing and generation speed (llama-bench style).
     #[command(after_help = "Example:\n  slm bench -p 512 -n 128 -t 2")]
     Bench(BenchArgs),
+    /// Serve the model over an OpenAI-compatible HTTP API (chat, completions, streaming).
+    #[command(after_help = "Example:\n  slm serve --port 8080\n  slm serve model.gguf --host 0.0.0.0 --api-key secret -c 2048")]
+    Serve(ServeArgs),
 }
 
 /// Which model and how to run it.
@@ -187,4 +190,33 @@ pub struct BenchArgs {
     /// Output format: md (table) or json (llama-bench's JSON keys).
     #[arg(short = 'o', long = "output", default_value = "md", value_parser = ["md", "json"])]
     pub output: String,
+}
+
+/// `slm serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Model: a GGUF file path or a registry name (see `slm list`). Fetched on first use.
+    #[arg(default_value = "smollm2-135m-instruct")]
+    pub model: String,
+    /// Address to listen on (127.0.0.1 = this machine only).
+    #[arg(long = "host", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 = any free port).
+    #[arg(long = "port", default_value_t = 8080)]
+    pub port: u16,
+    /// Require `Authorization: Bearer <KEY>` on /v1/* requests.
+    #[arg(long = "api-key", value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// Context size in tokens per request (default: 4096, capped at the model's training context).
+    #[arg(short = 'c', long = "ctx")]
+    pub ctx: Option<usize>,
+    /// Threads for compute (default: number of cores).
+    #[arg(short = 't', long = "threads")]
+    pub threads: Option<usize>,
+    /// Prompt batch size: tokens processed per forward pass.
+    #[arg(short = 'b', long = "batch", default_value_t = 256)]
+    pub batch: usize,
+    /// Requests that may wait while one is generated; more get 503 + Retry-After.
+    #[arg(long = "queue", default_value_t = 16)]
+    pub queue: usize,
 }

@@ -5,6 +5,7 @@ pub mod chat;
 pub mod models;
 pub mod perplexity;
 pub mod run;
+pub mod serve;
 pub mod show;
 
 use crate::args::{ModelArgs, SamplingArgs};

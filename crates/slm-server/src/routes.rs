@@ -1,0 +1,229 @@
+//! The axum router: endpoints, API-key check, body-size limit, per-route metrics.
+//!
+//! ```text
+//!  GET  /health               200 when the model is loaded, 503 while loading
+//!  GET  /metrics              Prometheus text
+//!  GET  /v1/models            the served model          ┐
+//!  POST /v1/chat/completions  chat (JSON or SSE)        ├ Bearer key when one is set
+//!  POST /v1/completions       raw text (JSON or SSE)    ┘
+//! ```
+
+use crate::engine::Engine;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::params::{self, GenParams, RequestLimits};
+use crate::respond::{self, Flavor, Meta};
+use crate::types::{ChatCompletionRequest, CompletionRequest, ModelCard, ModelList};
+use crate::worker::{Job, Queue};
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// The model and its worker, once loaded.
+pub struct Ready {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) queue: Queue,
+    pub(crate) worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub(crate) api_key: Option<String>,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) limits: RequestLimits,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) ready: OnceLock<Ready>,
+    pub(crate) started: u64,
+}
+
+impl AppState {
+    fn ready(&self) -> Result<&Ready, ApiError> {
+        self.ready.get().ok_or(ApiError::Loading)
+    }
+}
+
+/// Builds the router over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let v1 = Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/completions", post(completions))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .merge(v1)
+        .fallback(|req: Request| async move {
+            ApiError::NotFound(req.uri().path().chars().take(200).collect())
+        })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(state.clone(), count))
+        .with_state(state)
+}
+
+/// Counts every response by route and status.
+async fn count(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("other", |p| p.as_str())
+        .to_string();
+    let resp = next.run(req).await;
+    s.metrics.count_http(&route, resp.status().as_u16());
+    resp
+}
+
+/// Compares without an early exit, so response time does not leak how much of the key matched.
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Rejects requests without the configured Bearer key.
+async fn auth(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
+    if let Some(key) = &s.api_key {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if !given.is_some_and(|g| same_key(g.as_bytes(), key.as_bytes())) {
+            return ApiError::Unauthorized.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+async fn health(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    s.ready()?;
+    Ok(axum::Json(serde_json::json!({"status": "ok"})).into_response())
+}
+
+async fn metrics(State(s): State<Arc<AppState>>) -> Response {
+    let body = s.metrics.render(s.ready.get().is_some());
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn models(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let e = &s.ready()?.engine;
+    let c = e.model().config();
+    let card = ModelCard {
+        id: e.model_id().to_string(),
+        object: "model",
+        created: s.started,
+        owned_by: "slm",
+        context_length: e.n_ctx(),
+        architecture: format!("{:?}", c.arch),
+        n_params: c.n_params(),
+    };
+    Ok(axum::Json(ModelList {
+        object: "list",
+        data: vec![card],
+    })
+    .into_response())
+}
+
+/// Reads the body (at most `limit` bytes) and parses it as JSON.
+async fn read_json<T: DeserializeOwned>(body: Body, limit: usize) -> Result<T, ApiError> {
+    let mut buf = Vec::new();
+    let mut frames = body.into_data_stream();
+    while let Some(frame) = frames.next().await {
+        let bytes = frame
+            .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
+        if buf.len() + bytes.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        buf.extend_from_slice(&bytes);
+    }
+    serde_json::from_slice(&buf)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+}
+
+/// Runs CPU work (tokenizing) off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("tokenizer task failed: {e}")))?
+}
+
+async fn chat_completions(
+    State(s): State<Arc<AppState>>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let req: ChatCompletionRequest = read_json(body, s.max_body_bytes).await?;
+    let ready = s.ready()?;
+    let (params, messages) = params::chat(&req, &s.limits)?;
+    let engine = ready.engine.clone();
+    let prompt = blocking(move || engine.encode_chat(&messages)).await?;
+    start(ready, prompt, params, Flavor::Chat).await
+}
+
+async fn completions(State(s): State<Arc<AppState>>, body: Body) -> Result<Response, ApiError> {
+    let req: CompletionRequest = read_json(body, s.max_body_bytes).await?;
+    let ready = s.ready()?;
+    let params = params::completion(&req, &s.limits)?;
+    let engine = ready.engine.clone();
+    let prompt = blocking(move || engine.encode_prompt(&req.prompt)).await?;
+    start(ready, prompt, params, Flavor::Completion).await
+}
+
+/// Checks the prompt fits, queues the job and answers (collected or streamed).
+async fn start(
+    ready: &Ready,
+    prompt: Vec<u32>,
+    params: GenParams,
+    flavor: Flavor,
+) -> Result<Response, ApiError> {
+    let max_tokens = ready
+        .engine
+        .completion_budget(prompt.len(), params.max_tokens)?;
+    let meta = Meta {
+        id: respond::new_id(if flavor == Flavor::Chat {
+            "chatcmpl"
+        } else {
+            "cmpl"
+        }),
+        created: respond::unix_now(),
+        model: ready.engine.model_id().to_string(),
+        flavor,
+        logprobs: params.logprobs.is_some(),
+        include_usage: params.stream && params.include_usage,
+    };
+    let stream = params.stream;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    ready.queue.submit(Job {
+        prompt,
+        params,
+        max_tokens,
+        events: tx,
+        enqueued: Instant::now(),
+    })?;
+    if stream {
+        Ok(respond::stream(meta, rx))
+    } else {
+        respond::collect(meta, rx).await
+    }
+}
