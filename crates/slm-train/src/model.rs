@@ -1,0 +1,514 @@
+//! The trainable Llama-family model: f32 parameters in one flat vector, a forward pass that keeps
+//! the activations the backward pass needs, and an explicit backward pass for every op.
+//!
+//! Dimension legend (used in every shape comment of this crate):
+//! - `B`  sequences in a micro-batch          - `T`  tokens per sequence (positions `0..T`)
+//! - `N`  tokens in the micro-batch (`B*T`)   - `D`  d_model (residual width)
+//! - `H`  query heads, `G` key/value heads    - `Dh` head width (`Q = H*Dh`, `K = G*Dh`)
+//! - `F`  d_ff (feed-forward width)           - `V`  vocabulary size
+//! - `L`  blocks
+//!
+//! Same block as `slm_model::arch::llama` (the inference forward, checked against it by a test):
+//! `x += Wo·attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))`, `x += Wdown·(silu(Wgate·n(x)) ⊙ Wup·n(x))`,
+//! `n` = RMSNorm, adjacent-pair RoPE (GGUF `llama` weights), causal GQA attention,
+//! logits = `Wout·n(x)` with `Wout` the embedding when tied. Every sequence starts at position 0.
+
+use crate::attention::{attention_backward, attention_forward, Heads};
+use crate::error::TrainError;
+use crate::layout::{BlockOffsets, ParamLayout};
+use crate::matmul::{matmul_nn, matmul_nt, matmul_tn};
+use crate::ops::{self, RopeCache};
+use slm_model::ModelConfig;
+
+/// A model's shape: validated config plus where each tensor sits in the flat parameter vector.
+#[derive(Clone, Debug)]
+pub struct TrainModel {
+    cfg: ModelConfig,
+    layout: ParamLayout,
+}
+
+/// Saved activations of one block for the backward pass.
+#[derive(Debug, Default)]
+struct BlockActs {
+    /// `1/rms` of the block input `[N]`, and of the mid-block residual `[N]`.
+    inv_rms1: Vec<f32>,
+    inv_rms2: Vec<f32>,
+    /// Normalised inputs of the attention and FFN projections `[N][D]`.
+    xn1: Vec<f32>,
+    xn2: Vec<f32>,
+    /// After RoPE: `q [N][Q]`, `k [N][K]`; `v [N][K]`.
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    /// Softmax probabilities `[B][H][T][T]`.
+    probs: Vec<f32>,
+    /// Attention output (input of `Wo`) `[N][Q]`.
+    att: Vec<f32>,
+    /// Residual after the attention half `[N][D]`.
+    x_mid: Vec<f32>,
+    /// FFN pre-activations `[N][F]` and `silu(gate)⊙up` `[N][F]`.
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    hid: Vec<f32>,
+}
+
+/// Activations and scratch for one micro-batch shape `(B, T)`, reused across steps.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    b: usize,
+    t: usize,
+    rope: Option<RopeCache>,
+    /// Residual stream entering each block, plus the final one: `L+1` × `[N][D]`.
+    resid: Vec<Vec<f32>>,
+    blocks: Vec<BlockActs>,
+    inv_rms_f: Vec<f32>,
+    /// Final normalised hidden states `[N][D]`.
+    xn_f: Vec<f32>,
+    /// Logits `[N][V]`; after the loss, their gradient.
+    logits: Vec<f32>,
+    // Backward scratch.
+    dx: Vec<f32>,
+    dxn: Vec<f32>,
+    d_f1: Vec<f32>,
+    d_f2: Vec<f32>,
+    d_f3: Vec<f32>,
+    datt: Vec<f32>,
+    dq: Vec<f32>,
+    dk: Vec<f32>,
+    dv: Vec<f32>,
+}
+
+impl Workspace {
+    /// An empty workspace; buffers grow on first use.
+    pub fn new() -> Workspace {
+        Workspace::default()
+    }
+
+    /// Logits `[N][V]` of the last [`TrainModel::forward`] (the loss gradient after a backward).
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+
+    fn prepare(&mut self, cfg: &ModelConfig, b: usize, t: usize) {
+        let n = b * t;
+        let (d, q, kv, f, v) = (
+            cfg.d_model,
+            cfg.q_dim(),
+            cfg.kv_dim(),
+            cfg.d_ff,
+            cfg.n_vocab,
+        );
+        if self.t != t || self.rope.is_none() {
+            self.rope = Some(RopeCache::new(cfg.head_dim, cfg.rope_theta, t));
+        }
+        if self.b == b && self.t == t && self.blocks.len() == cfg.n_layer {
+            return;
+        }
+        self.b = b;
+        self.t = t;
+        let z = |len: usize| vec![0.0f32; len];
+        self.resid = (0..=cfg.n_layer).map(|_| z(n * d)).collect();
+        self.blocks = (0..cfg.n_layer)
+            .map(|_| BlockActs {
+                inv_rms1: z(n),
+                inv_rms2: z(n),
+                xn1: z(n * d),
+                xn2: z(n * d),
+                q: z(n * q),
+                k: z(n * kv),
+                v: z(n * kv),
+                probs: z(b * cfg.n_head * t * t),
+                att: z(n * q),
+                x_mid: z(n * d),
+                gate: z(n * f),
+                up: z(n * f),
+                hid: z(n * f),
+            })
+            .collect();
+        self.inv_rms_f = z(n);
+        self.xn_f = z(n * d);
+        self.logits = z(n * v);
+        self.dx = z(n * d);
+        self.dxn = z(n * d);
+        self.d_f1 = z(n * f);
+        self.d_f2 = z(n * f);
+        self.d_f3 = z(n * f);
+        self.datt = z(n * q);
+        self.dq = z(n * q);
+        self.dk = z(n * kv);
+        self.dv = z(n * kv);
+    }
+}
+
+/// `&buf[off..off + len]`, for tensors whose offsets come from the layout.
+fn seg(buf: &[f32], off: usize, len: usize) -> &[f32] {
+    &buf[off..off + len]
+}
+
+fn seg_mut(buf: &mut [f32], off: usize, len: usize) -> &mut [f32] {
+    &mut buf[off..off + len]
+}
+
+impl TrainModel {
+    /// A trainable model of shape `cfg` (only the `llama` architecture).
+    pub fn new(cfg: ModelConfig) -> Result<TrainModel, TrainError> {
+        let layout = ParamLayout::new(&cfg)?;
+        Ok(TrainModel { cfg, layout })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    /// Where every tensor sits in the parameter vector.
+    pub fn layout(&self) -> &ParamLayout {
+        &self.layout
+    }
+
+    fn heads(&self, t: usize) -> Heads {
+        Heads {
+            n_head: self.cfg.n_head,
+            n_kv_head: self.cfg.n_kv_head,
+            head_dim: self.cfg.head_dim,
+            seq_len: t,
+        }
+    }
+
+    fn check(&self, params: &[f32], tokens: &[u32], seq_len: usize) -> Result<usize, TrainError> {
+        if params.len() != self.layout.len() {
+            return Err(TrainError::InvalidArgument(format!(
+                "parameter vector has {} values, the model needs {}",
+                params.len(),
+                self.layout.len()
+            )));
+        }
+        if seq_len == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(seq_len) {
+            return Err(TrainError::InvalidArgument(format!(
+                "{} tokens do not form whole sequences of {seq_len}",
+                tokens.len()
+            )));
+        }
+        if seq_len > self.cfg.n_ctx_train {
+            return Err(TrainError::InvalidArgument(format!(
+                "sequence length {seq_len} exceeds the model context {}; raise n_ctx_train or shorten sequences",
+                self.cfg.n_ctx_train
+            )));
+        }
+        if let Some(&id) = tokens.iter().find(|&&id| id as usize >= self.cfg.n_vocab) {
+            return Err(TrainError::InvalidArgument(format!(
+                "token id {id} >= vocabulary size {}",
+                self.cfg.n_vocab
+            )));
+        }
+        Ok(tokens.len() / seq_len)
+    }
+
+    /// Runs `tokens` (`B` sequences of `seq_len`, each starting at position 0) through the model,
+    /// saving activations in `ws`; the logits `[N][V]` are in [`Workspace::logits`].
+    pub fn forward(
+        &self,
+        params: &[f32],
+        tokens: &[u32],
+        seq_len: usize,
+        ws: &mut Workspace,
+    ) -> Result<(), TrainError> {
+        let b = self.check(params, tokens, seq_len)?;
+        let c = &self.cfg;
+        let (n, t) = (tokens.len(), seq_len);
+        let (d, qd, kvd, f, v) = (c.d_model, c.q_dim(), c.kv_dim(), c.d_ff, c.n_vocab);
+        ws.prepare(c, b, t);
+        let l = &self.layout;
+        let embd = seg(params, l.token_embd, v * d);
+        for (row, &id) in ws.resid[0].chunks_exact_mut(d).zip(tokens) {
+            row.copy_from_slice(&embd[id as usize * d..(id as usize + 1) * d]);
+        }
+        let Workspace {
+            rope,
+            resid,
+            blocks,
+            ..
+        } = ws;
+        let Some(rope) = rope.as_ref() else {
+            return Err(TrainError::InvalidArgument("RoPE table missing".into()));
+        };
+        for (i, (bo, a)) in l.blocks.iter().zip(blocks.iter_mut()).enumerate() {
+            let (before, after) = resid.split_at_mut(i + 1);
+            let (x_in, x_out) = (&before[i], &mut after[0]);
+            let bo: &BlockOffsets = bo;
+            ops::rms_norm_forward(
+                x_in,
+                seg(params, bo.attn_norm, d),
+                c.rms_eps,
+                &mut a.xn1,
+                &mut a.inv_rms1,
+            );
+            matmul_nt(
+                &mut a.q,
+                &a.xn1,
+                seg(params, bo.wq, qd * d),
+                n,
+                qd,
+                d,
+                false,
+            );
+            matmul_nt(
+                &mut a.k,
+                &a.xn1,
+                seg(params, bo.wk, kvd * d),
+                n,
+                kvd,
+                d,
+                false,
+            );
+            matmul_nt(
+                &mut a.v,
+                &a.xn1,
+                seg(params, bo.wv, kvd * d),
+                n,
+                kvd,
+                d,
+                false,
+            );
+            rope.apply(&mut a.q, qd, t, false);
+            rope.apply(&mut a.k, kvd, t, false);
+            attention_forward(self.heads(t), &a.q, &a.k, &a.v, &mut a.att, &mut a.probs);
+            // x_mid = x_in + Wo·att
+            a.x_mid.copy_from_slice(x_in);
+            matmul_nt(
+                &mut a.x_mid,
+                &a.att,
+                seg(params, bo.wo, d * qd),
+                n,
+                d,
+                qd,
+                true,
+            );
+            ops::rms_norm_forward(
+                &a.x_mid,
+                seg(params, bo.ffn_norm, d),
+                c.rms_eps,
+                &mut a.xn2,
+                &mut a.inv_rms2,
+            );
+            matmul_nt(
+                &mut a.gate,
+                &a.xn2,
+                seg(params, bo.w_gate, f * d),
+                n,
+                f,
+                d,
+                false,
+            );
+            matmul_nt(
+                &mut a.up,
+                &a.xn2,
+                seg(params, bo.w_up, f * d),
+                n,
+                f,
+                d,
+                false,
+            );
+            ops::swiglu_forward(&a.gate, &a.up, &mut a.hid);
+            x_out.copy_from_slice(&a.x_mid);
+            matmul_nt(x_out, &a.hid, seg(params, bo.w_down, d * f), n, d, f, true);
+        }
+        let x_f = &ws.resid[c.n_layer];
+        ops::rms_norm_forward(
+            x_f,
+            seg(params, l.output_norm, d),
+            c.rms_eps,
+            &mut ws.xn_f,
+            &mut ws.inv_rms_f,
+        );
+        matmul_nt(
+            &mut ws.logits,
+            &ws.xn_f,
+            seg(params, l.output_head(), v * d),
+            n,
+            v,
+            d,
+            false,
+        );
+        Ok(())
+    }
+
+    /// Summed cross-entropy of the next-token `targets` `[N]` under the logits of the last
+    /// [`forward`](Self::forward), replacing the logits by the gradient of `scale × loss_sum`.
+    pub fn loss(&self, ws: &mut Workspace, targets: &[u32], scale: f32) -> Result<f64, TrainError> {
+        let v = self.cfg.n_vocab;
+        if targets.len() * v != ws.logits.len() {
+            return Err(TrainError::InvalidArgument(format!(
+                "{} targets for {} logit rows",
+                targets.len(),
+                ws.logits.len() / v
+            )));
+        }
+        if let Some(&id) = targets.iter().find(|&&id| id as usize >= v) {
+            return Err(TrainError::InvalidArgument(format!(
+                "target id {id} >= vocabulary size {v}"
+            )));
+        }
+        Ok(ops::cross_entropy_in_place(
+            &mut ws.logits,
+            targets,
+            v,
+            scale,
+        ))
+    }
+
+    /// Forward, loss and backward of one micro-batch: adds `∂(scale·Σ loss)/∂params` into
+    /// `grads` and returns the summed (unscaled) loss over the `N` tokens.
+    pub fn forward_backward(
+        &self,
+        params: &[f32],
+        grads: &mut [f32],
+        tokens: &[u32],
+        targets: &[u32],
+        seq_len: usize,
+        scale: f32,
+        ws: &mut Workspace,
+    ) -> Result<f64, TrainError> {
+        if grads.len() != self.layout.len() {
+            return Err(TrainError::InvalidArgument(format!(
+                "gradient vector has {} values, the model needs {}",
+                grads.len(),
+                self.layout.len()
+            )));
+        }
+        if targets.len() != tokens.len() {
+            return Err(TrainError::InvalidArgument(format!(
+                "{} targets for {} tokens",
+                targets.len(),
+                tokens.len()
+            )));
+        }
+        self.forward(params, tokens, seq_len, ws)?;
+        let loss = self.loss(ws, targets, scale)?;
+        self.backward(params, grads, tokens, ws);
+        Ok(loss)
+    }
+
+    /// The backward pass, from the logit gradient left in `ws.logits` by [`loss`](Self::loss).
+    fn backward(&self, params: &[f32], grads: &mut [f32], tokens: &[u32], ws: &mut Workspace) {
+        let c = &self.cfg;
+        let (n, t) = (ws.b * ws.t, ws.t);
+        let (d, qd, kvd, f, v) = (c.d_model, c.q_dim(), c.kv_dim(), c.d_ff, c.n_vocab);
+        let l = &self.layout;
+        let Workspace {
+            rope,
+            resid,
+            blocks,
+            inv_rms_f,
+            xn_f,
+            logits,
+            dx,
+            dxn,
+            d_f1,
+            d_f2,
+            d_f3,
+            datt,
+            dq,
+            dk,
+            dv,
+            ..
+        } = ws;
+        let Some(rope) = rope.as_ref() else { return };
+
+        // Output head and final norm.
+        matmul_nn(
+            dxn,
+            logits,
+            seg(params, l.output_head(), v * d),
+            n,
+            d,
+            v,
+            false,
+        );
+        matmul_tn(
+            seg_mut(grads, l.output_head(), v * d),
+            logits,
+            xn_f,
+            v,
+            d,
+            n,
+            true,
+        );
+        dx.fill(0.0);
+        let (w, x) = (seg(params, l.output_norm, d), &resid[c.n_layer]);
+        ops::rms_norm_backward(x, w, inv_rms_f, dxn, dx, seg_mut(grads, l.output_norm, d));
+
+        for (i, (bo, a)) in l.blocks.iter().zip(blocks.iter()).enumerate().rev() {
+            // Feed-forward half; dx is the gradient of the block output (and of x_mid through
+            // the residual, which it keeps accumulating).
+            let (dhid, dgate, dup) = (&mut *d_f1, &mut *d_f2, &mut *d_f3);
+            matmul_nn(dhid, dx, seg(params, bo.w_down, d * f), n, f, d, false);
+            matmul_tn(seg_mut(grads, bo.w_down, d * f), dx, &a.hid, d, f, n, true);
+            ops::swiglu_backward(&a.gate, &a.up, dhid, dgate, dup);
+            matmul_nn(dxn, dgate, seg(params, bo.w_gate, f * d), n, d, f, false);
+            matmul_nn(dxn, dup, seg(params, bo.w_up, f * d), n, d, f, true);
+            matmul_tn(
+                seg_mut(grads, bo.w_gate, f * d),
+                dgate,
+                &a.xn2,
+                f,
+                d,
+                n,
+                true,
+            );
+            matmul_tn(seg_mut(grads, bo.w_up, f * d), dup, &a.xn2, f, d, n, true);
+            let w = seg(params, bo.ffn_norm, d);
+            ops::rms_norm_backward(
+                &a.x_mid,
+                w,
+                &a.inv_rms2,
+                dxn,
+                dx,
+                seg_mut(grads, bo.ffn_norm, d),
+            );
+
+            // Attention half.
+            matmul_nn(datt, dx, seg(params, bo.wo, d * qd), n, qd, d, false);
+            matmul_tn(seg_mut(grads, bo.wo, d * qd), dx, &a.att, d, qd, n, true);
+            attention_backward(self.heads(t), &a.q, &a.k, &a.v, &a.probs, datt, dq, dk, dv);
+            rope.apply(dq, qd, t, true);
+            rope.apply(dk, kvd, t, true);
+            matmul_nn(dxn, dq, seg(params, bo.wq, qd * d), n, d, qd, false);
+            matmul_nn(dxn, dk, seg(params, bo.wk, kvd * d), n, d, kvd, true);
+            matmul_nn(dxn, dv, seg(params, bo.wv, kvd * d), n, d, kvd, true);
+            matmul_tn(seg_mut(grads, bo.wq, qd * d), dq, &a.xn1, qd, d, n, true);
+            matmul_tn(seg_mut(grads, bo.wk, kvd * d), dk, &a.xn1, kvd, d, n, true);
+            matmul_tn(seg_mut(grads, bo.wv, kvd * d), dv, &a.xn1, kvd, d, n, true);
+            let w = seg(params, bo.attn_norm, d);
+            ops::rms_norm_backward(
+                &resid[i],
+                w,
+                &a.inv_rms1,
+                dxn,
+                dx,
+                seg_mut(grads, bo.attn_norm, d),
+            );
+        }
+
+        // Embedding rows (serial: a token may repeat, and a fixed order keeps results exact).
+        let de = seg_mut(grads, l.token_embd, v * d);
+        for (&id, g) in tokens.iter().zip(dx.chunks_exact(d)) {
+            for (o, &gv) in de[id as usize * d..(id as usize + 1) * d].iter_mut().zip(g) {
+                *o += gv;
+            }
+        }
+    }
+
+    /// Mean cross-entropy (nats per token) of `targets` given `tokens`, without gradients.
+    pub fn eval_loss(
+        &self,
+        params: &[f32],
+        tokens: &[u32],
+        targets: &[u32],
+        seq_len: usize,
+        ws: &mut Workspace,
+    ) -> Result<f64, TrainError> {
+        self.forward(params, tokens, seq_len, ws)?;
+        Ok(self.loss(ws, targets, 0.0)? / targets.len() as f64)
+    }
+}
