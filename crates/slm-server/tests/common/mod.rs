@@ -27,7 +27,10 @@ pub fn load() -> Option<Loaded> {
     let path = match std::env::var_os("SLM_TEST_MODEL") {
         Some(p) => PathBuf::from(p),
         None => {
-            assert!(std::env::var_os("SLM_REQUIRE_MODEL").is_none(), "SLM_REQUIRE_MODEL is set but SLM_TEST_MODEL is not");
+            assert!(
+                std::env::var_os("SLM_REQUIRE_MODEL").is_none(),
+                "SLM_REQUIRE_MODEL is set but SLM_TEST_MODEL is not"
+            );
             eprintln!("note: SLM_TEST_MODEL not set; skipping");
             return None;
         }
@@ -35,7 +38,12 @@ pub fn load() -> Option<Loaded> {
     let model = Arc::new(Model::load(&path).unwrap());
     let tokenizer = Arc::new(Tokenizer::from_gguf(model.gguf().metadata()).unwrap());
     let template = ChatTemplate::for_tokenizer(&tokenizer).unwrap();
-    Some(Loaded { model, tokenizer, template, pool: Arc::new(Pool::new(2).unwrap()) })
+    Some(Loaded {
+        model,
+        tokenizer,
+        template,
+        pool: Arc::new(Pool::new(2).unwrap()),
+    })
 }
 
 /// Server settings for a test.
@@ -49,7 +57,12 @@ pub struct Opts {
 
 impl Default for Opts {
     fn default() -> Opts {
-        Opts { api_key: None, n_ctx: 1024, queue: 8, max_body: 1 << 20 }
+        Opts {
+            api_key: None,
+            n_ctx: 1024,
+            queue: 8,
+            max_body: 1 << 20,
+        }
     }
 }
 
@@ -91,7 +104,11 @@ pub fn engine(loaded: &Loaded, n_ctx: usize) -> Engine {
         loaded.tokenizer.clone(),
         ChatTemplate::for_tokenizer(&loaded.tokenizer).unwrap(),
         loaded.pool.clone(),
-        EngineOptions { model_id: "smollm2-test".into(), n_ctx, n_batch: 64 },
+        EngineOptions {
+            model_id: "smollm2-test".into(),
+            n_ctx,
+            n_batch: 64,
+        },
     )
     .unwrap()
 }
@@ -100,13 +117,24 @@ pub fn engine(loaded: &Loaded, n_ctx: usize) -> Engine {
 pub fn start(opts: Opts) -> Option<TestServer> {
     let loaded = load()?;
     let server = start_empty(opts);
-    server.install(engine(&loaded, opts.n_ctx), opts.queue).unwrap();
+    server
+        .install(engine(&loaded, opts.n_ctx), opts.queue)
+        .unwrap();
     let base = format!("http://{}", server.local_addr());
-    Some(TestServer { server: Some(server), base, key: opts.api_key, loaded })
+    Some(TestServer {
+        server: Some(server),
+        base,
+        key: opts.api_key,
+        loaded,
+    })
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(120))).build().into()
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into()
 }
 
 /// A response: status, headers we care about, body.
@@ -128,7 +156,10 @@ impl Resp {
         assert_eq!(self.status, status, "body: {}", self.body);
         let v = self.json();
         let e = v["error"].clone();
-        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "no error message: {v}");
+        assert!(
+            e["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "no error message: {v}"
+        );
         assert!(e["type"].as_str().is_some(), "no error type: {v}");
         e
     }
@@ -136,11 +167,21 @@ impl Resp {
 
 fn finish(mut r: ureq::http::Response<ureq::Body>) -> Resp {
     let status = r.status().as_u16();
-    let header = |name: &str| r.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let retry_after = header("retry-after");
     let content_type = header("content-type").unwrap_or_default();
     let body = r.body_mut().read_to_string().unwrap_or_default();
-    Resp { status, retry_after, content_type, body }
+    Resp {
+        status,
+        retry_after,
+        content_type,
+        body,
+    }
 }
 
 /// `GET base + path`.
@@ -154,7 +195,9 @@ pub fn get(base: &str, path: &str, key: Option<&str>) -> Resp {
 
 /// `POST base + path` with a raw body.
 pub fn post_raw(base: &str, path: &str, body: &str, key: Option<&str>) -> Resp {
-    let mut req = agent().post(format!("{base}{path}")).header("Content-Type", "application/json");
+    let mut req = agent()
+        .post(format!("{base}{path}"))
+        .header("Content-Type", "application/json");
     if let Some(k) = key {
         req = req.header("Authorization", format!("Bearer {k}"));
     }
@@ -169,13 +212,20 @@ pub fn post(base: &str, path: &str, body: &Value, key: Option<&str>) -> Resp {
 /// A streamed request: the JSON payload of every `data:` line (asserting that each one but the
 /// final `[DONE]` is JSON, and that `[DONE]` ends the stream).
 pub fn sse(base: &str, path: &str, body: &Value, key: Option<&str>) -> Vec<Value> {
-    let mut req = agent().post(format!("{base}{path}")).header("Content-Type", "application/json");
+    let mut req = agent()
+        .post(format!("{base}{path}"))
+        .header("Content-Type", "application/json");
     if let Some(k) = key {
         req = req.header("Authorization", format!("Bearer {k}"));
     }
     let mut r = req.send(body.to_string()).unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     assert!(ct.starts_with("text/event-stream"), "content-type {ct}");
     let reader = BufReader::new(r.body_mut().as_reader());
     let mut out = Vec::new();
@@ -183,7 +233,10 @@ pub fn sse(base: &str, path: &str, body: &Value, key: Option<&str>) -> Vec<Value
     for line in reader.lines() {
         let line = line.unwrap();
         let Some(data) = line.strip_prefix("data: ") else {
-            assert!(line.is_empty() || line.starts_with(':'), "unexpected SSE line {line:?}");
+            assert!(
+                line.is_empty() || line.starts_with(':'),
+                "unexpected SSE line {line:?}"
+            );
             continue;
         };
         assert!(!done, "data after [DONE]: {data}");
@@ -191,7 +244,10 @@ pub fn sse(base: &str, path: &str, body: &Value, key: Option<&str>) -> Vec<Value
             done = true;
             continue;
         }
-        out.push(serde_json::from_str(data).unwrap_or_else(|e| panic!("data line is not JSON ({e}): {data}")));
+        out.push(
+            serde_json::from_str(data)
+                .unwrap_or_else(|e| panic!("data line is not JSON ({e}): {data}")),
+        );
     }
     assert!(done, "the stream did not end with data: [DONE]");
     out
@@ -234,7 +290,11 @@ pub fn read_until(s: &mut TcpStream, needle: &str) -> String {
 pub fn metric(base: &str, name: &str) -> f64 {
     let text = get(base, "/metrics", None).body;
     text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
         .unwrap_or_else(|| panic!("metric {name} missing from:\n{text}"))
 }
 

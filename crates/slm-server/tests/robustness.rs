@@ -1,0 +1,257 @@
+//! The server under stress with the real model: clients that disconnect mid-answer, a full
+//! queue, concurrent clients (each must get its own answer), graceful shutdown with a stream in
+//! flight, and raw hostile bytes on the socket.
+//!
+//! Needs `SLM_TEST_MODEL` (skips with a note otherwise, unless `SLM_REQUIRE_MODEL=1`).
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+const CHAT: &str = "/v1/chat/completions";
+
+/// A streamed request that runs for `n` tokens unless cancelled.
+fn long_stream(n: u64) -> String {
+    json!({"messages": [{"role": "user", "content": "Count to one thousand."}], "max_tokens": n,
+           "ignore_eos": true, "stream": true, "temperature": 0})
+    .to_string()
+}
+
+fn addr(base: &str) -> &str {
+    base.trim_start_matches("http://")
+}
+
+/// Polls `cond` for up to 30 s.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "timed out waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn disconnect_cancels_the_generation() {
+    let Some(t) = start(Opts::default()) else {
+        return;
+    };
+    let mut s = raw_post(addr(&t.base), CHAT, &long_stream(900));
+    let head = read_until(&mut s, "data: {");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    drop(s);
+    eventually("the cancellation to be counted", || {
+        metric(&t.base, "slm_requests_cancelled_total") >= 1.0
+    });
+    eventually("the worker to be idle", || {
+        metric(&t.base, "slm_requests_active") == 0.0
+    });
+    let generated = metric(&t.base, "slm_completion_tokens_total");
+    assert!(
+        generated < 900.0,
+        "{generated} tokens generated for a client that left after the first"
+    );
+    let r = post(&t.base, CHAT, &chat_body("hi", 4), None);
+    assert_eq!(r.status, 200, "the server keeps serving: {}", r.body);
+}
+
+#[test]
+fn full_queue_answers_503_with_retry_after() {
+    let Some(t) = start(Opts {
+        queue: 1,
+        ..Opts::default()
+    }) else {
+        return;
+    };
+    let a = addr(&t.base);
+    let mut busy = raw_post(a, CHAT, &long_stream(900));
+    read_until(&mut busy, "data: {");
+    // The worker is busy with `busy`; this one waits in the queue (capacity 1)...
+    let waiting = raw_post(a, CHAT, &long_stream(900));
+    eventually("the second request to be queued", || {
+        metric(&t.base, "slm_queue_depth") == 1.0
+    });
+    // ...and this one finds the queue full.
+    let r = post(&t.base, CHAT, &chat_body("hi", 4), None);
+    let e = r.error(503);
+    assert_eq!(r.retry_after.as_deref(), Some("1"));
+    assert!(e["message"].as_str().unwrap().contains("busy"), "{e}");
+    drop(busy);
+    drop(waiting);
+    eventually("both to be cancelled", || {
+        metric(&t.base, "slm_requests_cancelled_total") >= 2.0
+    });
+    assert_eq!(post(&t.base, CHAT, &chat_body("hi", 4), None).status, 200);
+    let text = get(&t.base, "/metrics", None).body;
+    assert!(
+        text.contains("route=\"/v1/chat/completions\",status=\"503\"} 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn concurrent_clients_each_get_their_own_answer() {
+    let Some(t) = start(Opts::default()) else {
+        return;
+    };
+    let questions = [
+        "What is 2+2?",
+        "Name a fruit.",
+        "What color is the sky?",
+        "Say hello in French.",
+    ];
+    let sequential: Vec<String> = questions
+        .iter()
+        .map(|q| {
+            post(&t.base, CHAT, &chat_body(q, 12), None).json()["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let base = t.base.clone();
+    let handles: Vec<_> = questions
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let (base, q) = (base.clone(), q.to_string());
+            std::thread::spawn(move || {
+                let mut body = chat_body(&q, 12);
+                if i % 2 == 1 {
+                    body["stream"] = json!(true);
+                    let chunks = sse(&base, CHAT, &body, None);
+                    chunks
+                        .iter()
+                        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+                        .collect::<String>()
+                } else {
+                    post(&base, CHAT, &body, None).json()["choices"][0]["message"]["content"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                }
+            })
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        assert_eq!(
+            h.join().unwrap(),
+            sequential[i],
+            "answer to {:?} under concurrency",
+            questions[i]
+        );
+    }
+}
+
+#[test]
+fn graceful_shutdown_finishes_the_stream_in_flight() {
+    let Some(mut t) = start(Opts::default()) else {
+        return;
+    };
+    let a = addr(&t.base).to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let s = raw_post(&a, CHAT, &long_stream(48));
+        let mut lines = BufReader::new(s).lines();
+        let mut done = false;
+        let mut chunks = 0;
+        let mut signalled = false;
+        while let Some(Ok(line)) = lines.next() {
+            if line.starts_with("data: {") {
+                chunks += 1;
+                if !signalled {
+                    tx.send(()).unwrap();
+                    signalled = true;
+                }
+            }
+            if line == "data: [DONE]" {
+                done = true;
+                break;
+            }
+        }
+        (done, chunks)
+    });
+    rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    t.shutdown();
+    let (done, chunks) = reader.join().unwrap();
+    assert!(
+        done,
+        "the stream in flight must finish with [DONE] during shutdown"
+    );
+    assert!(chunks >= 10, "only {chunks} chunks arrived");
+    assert!(
+        TcpStream::connect(addr(&t.base)).is_err(),
+        "no new connections after shutdown"
+    );
+}
+
+#[test]
+fn hostile_bytes_do_not_crash_the_server() {
+    let Some(t) = start(Opts {
+        max_body: 4096,
+        ..Opts::default()
+    }) else {
+        return;
+    };
+    let a = addr(&t.base);
+    let requests: Vec<Vec<u8>> = vec![
+        b"\x00\x01\x02garbage\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n".to_vec(),
+        format!(
+            "POST {CHAT} HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n{{\"messages\":"
+        )
+        .into_bytes(),
+        format!("POST {CHAT} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+            .into_bytes(),
+        [
+            format!("POST {CHAT} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n").into_bytes(),
+            b"\xff\xfe\xfd{}".to_vec(),
+        ]
+        .concat(),
+        format!(
+            "POST {CHAT} HTTP/1.1\r\nHost: x\r\n{}\r\n\r\n",
+            "X-Long: aaaa\r\n".repeat(5000)
+        )
+        .into_bytes(),
+    ];
+    for req in &requests {
+        let mut s = TcpStream::connect(a).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = s.write_all(req);
+        let reply = read_until(&mut s, "\r\n\r\n");
+        assert!(
+            reply.is_empty() || reply.starts_with("HTTP/1.1 4"),
+            "{reply:?} for {:?}",
+            String::from_utf8_lossy(&req[..req.len().min(60)])
+        );
+    }
+    // An oversized body announced honestly gets a JSON 413.
+    let mut s = raw_post(
+        a,
+        CHAT,
+        &format!("{{\"messages\": \"{}\"}}", "x".repeat(10_000)),
+    );
+    let reply = read_until(&mut s, "}}");
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(reply.contains("\"error\""), "{reply}");
+    // A client that half-sends a body and disappears.
+    let mut s = TcpStream::connect(a).unwrap();
+    s.write_all(
+        format!("POST {CHAT} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{{\"mess")
+            .as_bytes(),
+    )
+    .unwrap();
+    drop(s);
+    assert_eq!(
+        get(&t.base, "/health", None).status,
+        200,
+        "the server survived"
+    );
+    assert_eq!(post(&t.base, CHAT, &chat_body("hi", 2), None).status, 200);
+}
