@@ -35,6 +35,8 @@
 //! reproduces ggml-cpu's (f16 scales, round-half-even), and the kernels reproduce ggml's
 //! `vec_dot` up to float summation order; `src/ggml_golden_tests.rs` checks all three against
 //! libggml output.
+//! [`quant::quantize_row_weighted`] reproduces llama-quantize's importance-matrix ("imatrix")
+//! encoders (`ggml_quantize_chunk` with an imatrix) byte for byte, checked the same way.
 //!
 //! The crate builds for `wasm32-unknown-unknown` (scalar kernels, `Pool::new(1)`).
 

@@ -3,6 +3,8 @@
 //! Both directions work on one row (a whole number of blocks). The encoders follow ggml's
 //! reference (`quantize_row_*_ref`) arithmetic, so a tensor quantized here is what llama.cpp
 //! would write; the decoders are exact (every quantized value has one f32 meaning).
+//! [`quantize_row_weighted`] is the importance-matrix ("imatrix") variant, matching ggml's
+//! `ggml_quantize_chunk` with an imatrix byte for byte.
 
 pub(crate) mod float;
 pub(crate) mod kquants;
@@ -10,6 +12,13 @@ mod kquants_encode;
 pub(crate) mod legacy;
 #[cfg(test)]
 pub(crate) mod tests;
+mod weighted;
+mod weighted_kquants;
+mod weighted_search;
+#[cfg(test)]
+mod weighted_tests;
+
+pub use weighted::quantize_row_weighted;
 
 use crate::error::{check_len, row_bytes_of};
 use crate::{GgmlType, KernelError};
