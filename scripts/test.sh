@@ -13,6 +13,13 @@ echo "== fetch the default model"
 model="$(./target/release/slm pull smollm2-135m-instruct)"
 echo "model: $model"
 
+echo "== Python test clients (pinned)"
+# crates/slm-server/tests/openai_sdk.rs drives the server with the official OpenAI SDK; install the pinned
+# version only when it is not already there (idempotent).
+OPENAI_SDK_VERSION=3.57.0
+python3 -c "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_SDK_VERSION')" 2>/dev/null \
+  || python3 -m pip install --quiet --disable-pip-version-check "openai==$OPENAI_SDK_VERSION"
+
 echo "== tests"
 # The model-backed tests fail (instead of skipping) when the model is missing.
 export SLM_TEST_MODEL="$model" SLM_REQUIRE_MODEL=1
