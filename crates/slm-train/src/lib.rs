@@ -15,6 +15,8 @@
 #![warn(missing_docs)]
 
 pub mod attention;
+pub mod checkpoint;
+pub mod data;
 pub mod error;
 pub mod export;
 pub mod init;
@@ -22,11 +24,17 @@ pub mod layout;
 pub mod matmul;
 pub mod model;
 pub mod ops;
+pub mod optim;
 pub mod rng;
+pub mod schedule;
+pub mod trainer;
 
 pub use error::TrainError;
 pub use export::{export_gguf, export_gguf_bytes, import_gguf};
 pub use init::init_params;
 pub use layout::{ModelSpec, ParamKind, ParamLayout};
 pub use model::{TrainModel, Workspace};
+pub use optim::{AdamW, AdamWConfig};
 pub use rng::Rng;
+pub use schedule::Schedule;
+pub use trainer::{StepStats, TrainConfig, Trainer};
