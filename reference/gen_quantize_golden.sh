@@ -20,7 +20,7 @@ for p in "${PRESETS[@]}"; do
     "$BIN/llama-quantize" "$WORK/random-f32.gguf" "$WORK/out-$p.gguf" "$p" 1 >"$WORK/log-$p.txt" 2>&1 \
         || { cat "$WORK/log-$p.txt"; exit 1; }
 done
-for p in Q4_0 Q4_K_M Q3_K_S Q2_K Q5_K_S Q6_K; do
+for p in Q4_0 Q5_0 Q4_K_M Q3_K_S Q2_K Q2_K_S Q5_K_S Q6_K; do
     "$BIN/llama-quantize" --imatrix "$WORK/imatrix.gguf" "$WORK/random-f32.gguf" "$WORK/out-imatrix-$p.gguf" "$p" 1 \
         >"$WORK/log-imatrix-$p.txt" 2>&1 || { cat "$WORK/log-imatrix-$p.txt"; exit 1; }
 done

@@ -5,7 +5,7 @@ use super::error::QuantizeError;
 use super::imatrix::ImportanceMatrix;
 use super::policy::{choose_types, PolicyModel, PolicyOptions, TensorShape};
 use slm_format::{GgmlType, GgufFile, GgufWriter, Value};
-use slm_kernels::quant::{dequantize_row, quantize_row};
+use slm_kernels::quant::{dequantize_row, quantize_row, quantize_row_weighted};
 use std::path::Path;
 
 /// `general.quantization_version` written by ggml's current block formats.
@@ -223,9 +223,4 @@ fn convert_tensor(
     });
     results.into_iter().collect::<Result<Vec<()>, _>>()?;
     Ok(out)
-}
-
-/// Placeholder until the importance-weighted encoders land in slm-kernels.
-fn quantize_row_weighted(_: GgmlType, _: &[f32], _: &[f32], _: &mut [u8]) -> Result<(), QuantizeError> {
-    Err(QuantizeError::Imatrix("importance-weighted encoders are not available in this build".into()))
 }
