@@ -1,6 +1,7 @@
 //! The axum router: endpoints, API-key check, body-size limit, per-route metrics.
 //!
 //! ```text
+//!  GET  /                     the chat web page (static, embedded; no CDN)
 //!  GET  /health               200 when the model is loaded, 503 while loading
 //!  GET  /metrics              Prometheus text
 //!  GET  /v1/models            the served model          ┐
@@ -59,6 +60,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/completions", post(completions))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
+        .route("/", get(page))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .merge(v1)
@@ -105,6 +107,25 @@ async fn auth(
         }
     }
     next.run(req).await
+}
+
+/// The chat page: one self-contained HTML file compiled into the binary.
+const PAGE: &str = include_str!("web/index.html");
+
+async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            // The page may talk to this server only: no CDN, no third-party requests.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+            ),
+        ],
+        PAGE,
+    )
+        .into_response()
 }
 
 async fn health(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
