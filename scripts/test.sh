@@ -13,12 +13,19 @@ echo "== fetch the default model"
 model="$(./target/release/slm pull smollm2-135m-instruct)"
 echo "model: $model"
 
-echo "== Python test clients (pinned)"
+echo "== OpenAI test clients (pinned: Python SDK, npm package)"
 # crates/slm-server/tests/openai_sdk.rs drives the server with the official OpenAI SDK; install the pinned
 # version only when it is not already there (idempotent).
 OPENAI_SDK_VERSION=3.57.0
 python3 -c "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_SDK_VERSION')" 2>/dev/null \
   || python3 -m pip install --quiet --disable-pip-version-check "openai==$OPENAI_SDK_VERSION"
+# ... and with the official npm package, kept under target/ (ignored by git) at a pinned version.
+OPENAI_NPM_VERSION=7.59.0
+npm_dir=target/test-clients/npm
+if ! grep -qs "\"version\": \"$OPENAI_NPM_VERSION\"" "$npm_dir/node_modules/openai/package.json"; then
+  mkdir -p "$npm_dir"
+  npm install --no-audit --no-fund --silent --prefix "$npm_dir" "openai@$OPENAI_NPM_VERSION"
+fi
 
 echo "== tests"
 # The model-backed tests fail (instead of skipping) when the model is missing.
