@@ -13,18 +13,23 @@ echo "== fetch the default model"
 model="$(./target/release/slm pull smollm2-135m-instruct)"
 echo "model: $model"
 
-echo "== OpenAI test clients (pinned: Python SDK, npm package)"
+echo "== test clients (pinned: openai Python SDK; openai + playwright-core npm packages)"
 # crates/slm-server/tests/openai_sdk.rs drives the server with the official OpenAI SDK; install the pinned
 # version only when it is not already there (idempotent).
 OPENAI_SDK_VERSION=3.57.0
 python3 -c "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_SDK_VERSION')" 2>/dev/null \
   || python3 -m pip install --quiet --disable-pip-version-check "openai==$OPENAI_SDK_VERSION"
-# ... and with the official npm package, kept under target/ (ignored by git) at a pinned version.
+# ... and with the official npm package; the chat page is driven in headless Chromium by playwright-core (the
+# browser itself is the system's /usr/bin/chromium: without it that test skips). Kept under target/ (ignored by
+# git) at pinned versions.
 OPENAI_NPM_VERSION=7.59.0
+PLAYWRIGHT_CORE_VERSION=1.65.1
 npm_dir=target/test-clients/npm
-if ! grep -qs "\"version\": \"$OPENAI_NPM_VERSION\"" "$npm_dir/node_modules/openai/package.json"; then
+if ! grep -qs "\"version\": \"$OPENAI_NPM_VERSION\"" "$npm_dir/node_modules/openai/package.json" \
+  || ! grep -qs "\"version\": \"$PLAYWRIGHT_CORE_VERSION\"" "$npm_dir/node_modules/playwright-core/package.json"; then
   mkdir -p "$npm_dir"
-  npm install --no-audit --no-fund --silent --prefix "$npm_dir" "openai@$OPENAI_NPM_VERSION"
+  npm install --no-audit --no-fund --silent --prefix "$npm_dir" \
+    "openai@$OPENAI_NPM_VERSION" "playwright-core@$PLAYWRIGHT_CORE_VERSION"
 fi
 
 echo "== tests"

@@ -1,6 +1,8 @@
 //! The chat page at `/`: served without a model or a key, self-contained (no external URLs, a
 //! CSP that forbids them), and wired to the endpoints it needs. Needs no model.
 
+mod common;
+
 use std::time::Duration;
 
 #[test]
@@ -55,5 +57,83 @@ fn page_is_served_self_contained() {
     ] {
         assert!(html.contains(needed), "the page lacks {needed}");
     }
+    server.shutdown().unwrap();
+}
+
+/// Where scripts/test.sh installs the pinned npm packages (or `SLM_NPM_MODULES`).
+fn npm_modules() -> std::path::PathBuf {
+    let p = std::env::var_os("SLM_NPM_MODULES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/test-clients/npm/node_modules")
+        });
+    p.canonicalize().unwrap_or(p)
+}
+
+/// The page in headless Chromium with the real model: a streamed answer, then Stop. Needs
+/// SLM_TEST_MODEL, node, playwright-core (scripts/test.sh) and a Chromium (/usr/bin/chromium or
+/// SLM_CHROMIUM); skips with a note when the browser pieces are missing, unless
+/// SLM_REQUIRE_BROWSER=1. The screenshot is kept at target/test-artifacts/web_page.png.
+#[test]
+fn page_chats_and_stops_in_headless_chromium() {
+    let chromium = std::env::var("SLM_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let modules = npm_modules();
+    let has_node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !(has_node
+        && std::path::Path::new(&chromium).is_file()
+        && modules.join("playwright-core/package.json").is_file())
+    {
+        assert!(
+            std::env::var_os("SLM_REQUIRE_BROWSER").is_none(),
+            "node, {chromium} or playwright-core (in {}) is missing",
+            modules.display()
+        );
+        eprintln!("note: node, a Chromium at {chromium} or playwright-core is missing; skipping the browser test");
+        return;
+    }
+    let Some(loaded) = common::load() else { return };
+    let server = slm_server::Server::start(slm_server::ServerConfig {
+        addr: "127.0.0.1:0".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    server.install(common::engine(&loaded, 1024), 4).unwrap();
+    let base = format!("http://{}", server.local_addr());
+    let artifacts =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.canonicalize().unwrap().join("web_page.png");
+    let _ = std::fs::remove_file(&shot);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web_page_browser.js");
+    let out = std::process::Command::new("node")
+        .env("NODE_PATH", &modules)
+        .env("SLM_CHROMIUM", &chromium)
+        .arg(script)
+        .arg(&base)
+        .arg(&shot)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("browser: {}", stdout.trim());
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
+    let metrics = common::get(&base, "/metrics", None).body;
+    let cancelled = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("slm_requests_cancelled_total "))
+        .unwrap_or("0");
+    assert!(
+        cancelled.trim().parse::<u64>().unwrap() >= 1,
+        "Stop must cancel the generation on the server:\n{metrics}"
+    );
     server.shutdown().unwrap();
 }
