@@ -40,6 +40,15 @@ pub enum Command {
     /// Serve the model over an OpenAI-compatible HTTP API (chat, completions, streaming).
     #[command(after_help = "Example:\n  slm serve --port 8080\n  slm serve model.gguf --host 0.0.0.0 --api-key secret -c 2048")]
     Serve(ServeArgs),
+    /// Convert a model to another precision (F16, Q8_0, Q4_K_M, ...), like llama-quantize.
+    #[command(after_help = "Example:\n  slm quantize model-f16.gguf model-q4_k_m.gguf --type Q4_K_M\n  slm quantize in.gguf out.gguf --type Q4_0 --imatrix imatrix.gguf --tensor-type attn_v=q8_0\n\nTypes: F32, F16, BF16, Q8_0, Q6_K, Q5_1, Q5_K_M, Q5_K_S, Q5_0, Q4_1, Q4_K_M (alias Q4_K), Q4_K_S,\n       Q4_0, Q3_K_L, Q3_K_M (alias Q3_K), Q3_K_S, Q2_K, Q2_K_S (llama.cpp's numbers accepted too)")]
+    Quantize(QuantizeArgs),
+    /// Compare a model with a reference on a text: perplexities, KL divergence, same top token, size, speed.
+    #[command(after_help = "Example:\n  slm eval --reference model-f16.gguf -m model-q4_0.gguf -m model-q8_0.gguf /usr/share/common-licenses/GPL-3")]
+    Eval(EvalArgs),
+    /// Collect an importance matrix (activation statistics) on calibration text for `slm quantize --imatrix`.
+    #[command(after_help = "Example:\n  slm imatrix -m model-f16.gguf calibration.txt -o imatrix.gguf")]
+    Imatrix(ImatrixArgs),
 }
 
 /// Which model and how to run it.
@@ -192,6 +201,48 @@ pub struct BenchArgs {
     pub output: String,
 }
 
+/// `slm quantize`
+#[derive(Debug, Args)]
+pub struct QuantizeArgs {
+    /// Input model: a GGUF file path or a registry name.
+    pub input: String,
+    /// Output GGUF file (written atomically; an existing file is replaced only when done).
+    pub output: PathBuf,
+    /// Target preset, e.g. Q4_K_M, Q4_0, Q8_0, F16.
+    #[arg(long = "type", short = 'q')]
+    pub ftype: String,
+    /// Re-encode tensors that are already quantized (each re-encoding loses quality).
+    #[arg(long = "allow-requantize")]
+    pub allow_requantize: bool,
+    /// Use the preset's type for every matrix: no higher-precision mix for sensitive tensors.
+    #[arg(long = "pure")]
+    pub pure: bool,
+    /// Keep output.weight in its current type.
+    #[arg(long = "leave-output-tensor")]
+    pub leave_output: bool,
+    /// Type for output.weight (and for tied token embeddings).
+    #[arg(long = "output-tensor-type")]
+    pub output_type: Option<String>,
+    /// Type for token_embd.weight.
+    #[arg(long = "token-embedding-type")]
+    pub embedding_type: Option<String>,
+    /// Per-tensor type: PATTERN=TYPE, the pattern a regex searched in tensor names (repeatable).
+    #[arg(long = "tensor-type", value_name = "PATTERN=TYPE")]
+    pub tensor_types: Vec<String>,
+    /// Importance matrix (from `slm imatrix` or llama-imatrix) to weight rounding errors.
+    #[arg(long = "imatrix")]
+    pub imatrix: Option<PathBuf>,
+    /// Show the plan (types and sizes) without writing anything.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// Print every tensor's conversion.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+    /// Threads for encoding (default: number of cores).
+    #[arg(short = 't', long = "threads")]
+    pub threads: Option<usize>,
+}
+
 /// `slm serve`
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -219,4 +270,47 @@ pub struct ServeArgs {
     /// Requests that may wait while one is generated; more get 503 + Retry-After.
     #[arg(long = "queue", default_value_t = 16)]
     pub queue: usize,
+}
+
+/// `slm eval`
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Text file to evaluate on.
+    pub file: PathBuf,
+    /// The reference model (e.g. the F16/F32 source of a quantized candidate).
+    #[arg(long = "reference", short = 'r')]
+    pub reference: String,
+    /// Candidate model(s); repeat -m to compare several against one reference run.
+    #[arg(short = 'm', long = "model", required = true)]
+    pub models: Vec<String>,
+    /// Threads for compute (default: number of cores).
+    #[arg(short = 't', long = "threads")]
+    pub threads: Option<usize>,
+    /// Tokens per chunk (like llama-perplexity's -c).
+    #[arg(short = 'c', long = "ctx", default_value_t = 512)]
+    pub ctx: usize,
+    /// Prompt batch size.
+    #[arg(short = 'b', long = "batch", default_value_t = 512)]
+    pub batch: usize,
+    /// Evaluate at most this many chunks.
+    #[arg(long = "chunks", value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunks: Option<u64>,
+    /// Print the result as JSON.
+    #[arg(long = "json")]
+    pub json: bool,
+}
+
+/// `slm imatrix`
+#[derive(Debug, Args)]
+pub struct ImatrixArgs {
+    /// Calibration text.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Output file (GGUF imatrix layout, readable by llama-quantize too).
+    #[arg(short = 'o', long = "output", default_value = "imatrix.gguf")]
+    pub output: PathBuf,
+    /// Process at most this many chunks.
+    #[arg(long = "chunks", value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunks: Option<u64>,
 }

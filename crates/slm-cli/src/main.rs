@@ -25,6 +25,9 @@ fn main() -> ExitCode {
         Command::Perplexity(a) => cmd::perplexity::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Serve(a) => cmd::serve::run(a),
+        Command::Quantize(a) => cmd::quantize::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Imatrix(a) => cmd::imatrix::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,3 +20,6 @@ mod bad_input;
 
 #[path = "cli/regressions.rs"]
 mod regressions;
+
+#[path = "cli/quantize.rs"]
+mod quantize;

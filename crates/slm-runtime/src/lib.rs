@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod chat_template;
+pub mod compare;
 pub mod error;
 pub mod eval;
 pub mod sampler;
@@ -18,6 +19,7 @@ pub mod stop;
 pub mod tokenizer;
 
 pub use chat_template::{ChatMessage, ChatTemplate, RenderedPrompt};
+pub use compare::{compare, compare_many, CompareReport};
 pub use error::RuntimeError;
 pub use eval::{perplexity, PerplexityOptions, PerplexityReport};
 pub use sampler::{Sampler, SamplerConfig};

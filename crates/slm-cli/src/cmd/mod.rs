@@ -2,8 +2,11 @@
 
 pub mod bench;
 pub mod chat;
+pub mod eval;
+pub mod imatrix;
 pub mod models;
 pub mod perplexity;
+pub mod quantize;
 pub mod run;
 pub mod serve;
 pub mod show;

@@ -1,35 +1,20 @@
 //! `slm perplexity FILE`: perplexity of a text, chunked like llama-perplexity.
 
-use crate::args::PerplexityArgs;
-use crate::load;
+use crate::args::{ModelArgs, PerplexityArgs};
+use crate::load::{self, Loaded};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use slm_runtime::{perplexity, PerplexityOptions};
+use std::path::Path;
 
 /// Runs the command.
 pub fn run(args: PerplexityArgs) -> Result<()> {
-    let mut text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    // llama-perplexity drops one trailing newline; do the same so token counts agree.
-    if text.ends_with('\n') {
-        text.pop();
-    }
     let loaded = load::load(&args.model.model)?;
     let pool = load::pool(args.model.threads)?;
-    let tokens = loaded.tokenizer.encode_prompt(&text, false)?;
-    let n_ctx = load::context_size(Some(args.model.ctx.unwrap_or(512)), &loaded.model)?;
-    let opts = PerplexityOptions {
-        n_ctx,
-        n_batch: args.model.batch.max(1),
-        max_chunks: args.chunks.map(|n| n as usize),
-        bos: if loaded.tokenizer.add_bos() { loaded.tokenizer.bos_id() } else { None },
-    };
-    eprintln!("{} tokens, context {n_ctx}, {} threads", tokens.len(), pool.n_threads());
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("chunks {pos}/{len} [{bar:30}] eta {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let tokens = read_tokens(&args.file, &loaded)?;
+    let opts = chunk_options(&args.model, args.chunks, &loaded)?;
+    eprintln!("{} tokens, context {}, {} threads", tokens.len(), opts.n_ctx, pool.n_threads());
+    let bar = chunk_bar();
     let report = perplexity(&loaded.model, &pool, &tokens, &opts, &mut |done, total, ppl| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
@@ -49,4 +34,35 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
         outln!("PPL = {:.4} +/- {:.5}", report.ppl, report.ppl_stderr);
     }
     Ok(())
+}
+
+/// Reads and tokenizes an evaluation text the way llama-perplexity does (one trailing newline
+/// dropped, no BOS added here), so token counts agree.
+pub fn read_tokens(file: &Path, loaded: &Loaded) -> Result<Vec<u32>> {
+    let mut text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    if text.ends_with('\n') {
+        text.pop();
+    }
+    Ok(loaded.tokenizer.encode_prompt(&text, false)?)
+}
+
+/// Chunking options from the model flags (context default 512, like llama-perplexity).
+pub fn chunk_options(m: &ModelArgs, chunks: Option<u64>, loaded: &Loaded) -> Result<PerplexityOptions> {
+    Ok(PerplexityOptions {
+        n_ctx: load::context_size(Some(m.ctx.unwrap_or(512)), &loaded.model)?,
+        n_batch: m.batch.max(1),
+        max_chunks: chunks.map(|n| n as usize),
+        bos: if loaded.tokenizer.add_bos() { loaded.tokenizer.bos_id() } else { None },
+    })
+}
+
+/// A progress bar counting chunks.
+pub fn chunk_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("chunks {pos}/{len} [{bar:30}] eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
 }
