@@ -5,6 +5,10 @@ Pinned peer: torch==2.5.1, numpy==2.1.3 (PyPI).
 Install:     python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch==2.5.1 numpy==2.1.3
 Run:         /tmp/torchenv/bin/python reference/train_golden.py [--out tests/golden/train_tiny_llama.json]
              (from the repository root; run by hand, never by CI; the output is committed)
+Speed peer:  /tmp/torchenv/bin/python reference/train_golden.py --bench [d layers heads kv_heads ff vocab T B steps]
+             trains the same architecture on random tokens with torch on 2 threads (SDPA attention,
+             AdamW foreach, clipping) and prints tokens/s; compare with
+             `cargo run --release -p slm-train --example train_bench -- <same numbers>`.
 
 The model is written from scratch in plain torch ops with slm's conventions (GGUF `llama` layout):
 RMSNorm (x * rsqrt(mean(x^2) + eps) * w), adjacent-pair RoPE with ggml's float32 angle recurrence
@@ -110,10 +114,66 @@ def flat(t):
     return [float(np.float32(v)) for v in t.detach().reshape(-1).numpy()]
 
 
+def fast_forward(P, tokens, cfg, cos, sin):
+    """The same model with torch's fused attention (the speed peer; equal to forward() up to rounding)."""
+    b, t = tokens.shape
+    h_, g_, dh = cfg["n_head"], cfg["n_kv_head"], cfg["head_dim"]
+    x = F.embedding(tokens, P["token_embd.weight"])
+    for i in range(cfg["n_layer"]):
+        p = lambda s: P[f"blk.{i}.{s}.weight"]
+        h = F.rms_norm(x, (x.shape[-1],), p("attn_norm"), cfg["rms_eps"])
+        q = rope((h @ p("attn_q").T).view(b, t, h_, dh), cos, sin).transpose(1, 2)
+        k = rope((h @ p("attn_k").T).view(b, t, g_, dh), cos, sin).transpose(1, 2)
+        v = (h @ p("attn_v").T).view(b, t, g_, dh).transpose(1, 2)
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        x = x + o.transpose(1, 2).reshape(b, t, h_ * dh) @ p("attn_output").T
+        h = F.rms_norm(x, (x.shape[-1],), p("ffn_norm"), cfg["rms_eps"])
+        x = x + (F.silu(h @ p("ffn_gate").T) * (h @ p("ffn_up").T)) @ p("ffn_down").T
+    h = F.rms_norm(x, (x.shape[-1],), P["output_norm.weight"], cfg["rms_eps"])
+    return h @ P["token_embd.weight"].T
+
+
+def bench(nums):
+    import time
+
+    d, layers, heads, kv, ff, vocab, t, b, steps = (nums + [256, 6, 8, 4, 688, 2048, 256, 8, 5][len(nums):])[:9]
+    torch.set_num_threads(2)
+    cfg = dict(n_vocab=vocab, d_model=d, n_layer=layers, n_head=heads, n_kv_head=kv, head_dim=d // heads, d_ff=ff,
+               rms_eps=1e-5, rope_theta=10000.0)
+    torch.manual_seed(1)
+    P = {n: (torch.ones(s) if k == "norm" else 0.02 * torch.randn(s)).requires_grad_(True) for n, s, k in names(cfg)}
+    n_params = sum(w.numel() for w in P.values())
+    opt = torch.optim.AdamW(list(P.values()), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
+    cos, sin = rope_table(d // heads, 10000.0, t)
+    data = torch.randint(0, vocab, (steps + 1, b, t + 1))
+
+    def step(batch):
+        opt.zero_grad(set_to_none=True)
+        logits = fast_forward(P, batch[:, :-1], cfg, cos, sin)
+        loss = F.cross_entropy(logits.reshape(-1, vocab), batch[:, 1:].reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(P.values()), 1.0)
+        opt.step()
+        return float(loss)
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; model {n_params} params; T {t}, B {b}")
+    step(data[0])
+    start = time.perf_counter()
+    for i in range(steps):
+        t0 = time.perf_counter()
+        loss = step(data[i + 1])
+        print(f"step {i + 1}: loss {loss:.4f} ({time.perf_counter() - t0:.3f} s)")
+    secs = time.perf_counter() - start
+    print(f"{steps * b * t / secs:.0f} tok/s ({secs / steps:.3f} s/step)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="tests/golden/train_tiny_llama.json")
+    ap.add_argument("--bench", nargs="*", type=int, help="speed peer: d layers heads kv_heads ff vocab T B steps")
     args = ap.parse_args()
+    if args.bench is not None:
+        return bench(args.bench)
     torch.manual_seed(20261129)
     cfg = CFG
     P = {}

@@ -5,6 +5,7 @@
 //! slm-model. The forward pass keeps the softmax probabilities `P` `[B][H][T][T]` (entries above
 //! the diagonal are 0) for the backward pass; sequences are independent and run in parallel.
 
+use crate::matmul::{gemm_view, View};
 use rayon::prelude::*;
 
 /// Head layout of one attention layer.
@@ -35,11 +36,10 @@ impl Heads {
     }
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
 /// `out[t,h] = Σ_{s≤t} softmax_s(q[t,h]·k[s,g]/√Dh) v[s,g]`; saves the probabilities.
+///
+/// Per sequence and head: `S = Q_h·K_gᵀ/√Dh` and `O_h = P·V_g` are small GEMMs (the full `T×T`
+/// square is computed; the masked half is zeroed — at these sizes GEMM speed beats skipping it).
 ///
 /// # Shapes
 /// `q`, `out`: `[B*T][H*Dh]`; `k`, `v`: `[B*T][G*Dh]`; `probs`: `[B][H][T][T]`.
@@ -61,42 +61,55 @@ pub fn attention_forward(
                 .zip(v.par_chunks(t_len * kvd)),
         )
         .for_each(|((out, probs), ((q, k), v))| {
-            for h in 0..hd.n_head {
+            for (h, p) in probs.chunks_exact_mut(t_len * t_len).enumerate() {
                 let g = h / group;
-                for t in 0..t_len {
-                    let qt = &q[t * qd + h * dh..t * qd + (h + 1) * dh];
-                    let p = &mut probs[(h * t_len + t) * t_len..(h * t_len + t + 1) * t_len];
-                    let mut max = f32::NEG_INFINITY;
-                    for (s, ps) in p.iter_mut().enumerate().take(t + 1) {
-                        *ps = dot(qt, &k[s * kvd + g * dh..s * kvd + (g + 1) * dh]) * scale;
-                        max = max.max(*ps);
-                    }
-                    let mut sum = 0.0f64;
-                    for ps in p.iter_mut().take(t + 1) {
-                        *ps = (*ps - max).exp();
-                        sum += *ps as f64;
-                    }
-                    let inv = (1.0 / sum) as f32;
-                    p[..=t].iter_mut().for_each(|x| *x *= inv);
-                    p[t + 1..].fill(0.0);
-                    let ot = &mut out[t * qd + h * dh..t * qd + (h + 1) * dh];
-                    ot.fill(0.0);
-                    for (s, &ps) in p.iter().enumerate().take(t + 1) {
-                        for (o, &vv) in ot
-                            .iter_mut()
-                            .zip(&v[s * kvd + g * dh..s * kvd + (g + 1) * dh])
-                        {
-                            *o += ps * vv;
-                        }
-                    }
+                let (qh, kg, vg) = (&q[h * dh..], &k[g * dh..], &v[g * dh..]);
+                gemm_view(
+                    p,
+                    t_len,
+                    t_len,
+                    t_len,
+                    dh,
+                    View::rows(qh, qd),
+                    View::transposed(kg, kvd),
+                    scale,
+                    false,
+                );
+                for (t, row) in p.chunks_exact_mut(t_len).enumerate() {
+                    causal_softmax(row, t);
                 }
+                gemm_view(
+                    &mut out[h * dh..],
+                    qd,
+                    t_len,
+                    dh,
+                    t_len,
+                    View::rows(p, t_len),
+                    View::rows(vg, kvd),
+                    1.0,
+                    false,
+                );
             }
         });
 }
 
+/// Softmax of `row[..=t]` in place; `row[t+1..]` (future positions) become 0.
+fn causal_softmax(row: &mut [f32], t: usize) {
+    let (past, future) = row.split_at_mut((t + 1).min(row.len()));
+    future.fill(0.0);
+    let max = past.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f64;
+    for x in past.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    past.iter_mut().for_each(|x| *x *= inv);
+}
+
 /// Backward of [`attention_forward`]. With `dP = dout·vᵀ` and `dS = P⊙(dP − rowsum(P⊙dP))`:
-/// `dq = dS·k/√Dh`, `dk = dSᵀ·q/√Dh`, `dv = Pᵀ·dout` (summed over the heads of a group).
-/// Overwrites `dq`, `dk`, `dv`.
+/// `dq = dS·k/√Dh`, `dk = dSᵀ·q/√Dh`, `dv = Pᵀ·dout` (summed over the heads of a group), each a
+/// small GEMM per sequence and head. Overwrites `dq`, `dk`, `dv`.
 ///
 /// # Shapes
 /// `q`, `dout`, `dq`: `[B*T][H*Dh]`; `k`, `v`, `dk`, `dv`: `[B*T][G*Dh]`; `probs`: `[B][H][T][T]`.
@@ -130,43 +143,74 @@ pub fn attention_backward(
                 .zip(dout.par_chunks(t_len * qd)),
         )
         .for_each(|(((dq, (dk, dv)), ((q, k), v)), (probs, dout))| {
-            dq.fill(0.0);
-            dk.fill(0.0);
-            dv.fill(0.0);
-            let mut ds = vec![0.0f32; t_len];
-            for h in 0..hd.n_head {
+            let mut ds = vec![0.0f32; t_len * t_len];
+            for (h, p) in probs.chunks_exact(t_len * t_len).enumerate() {
                 let g = h / group;
-                let (hq, hk) = (h * dh..(h + 1) * dh, g * dh..(g + 1) * dh);
-                for t in 0..t_len {
-                    let p = &probs[(h * t_len + t) * t_len..(h * t_len + t) * t_len + t + 1];
-                    let dot_t = &dout[t * qd + hq.start..t * qd + hq.end];
-                    let mut row_dot = 0.0f32;
-                    for (s, (&ps, d)) in p.iter().zip(ds.iter_mut()).enumerate() {
-                        let vs = &v[s * kvd + hk.start..s * kvd + hk.end];
-                        let dp = dot(dot_t, vs);
-                        *d = dp;
-                        row_dot += ps * dp;
-                        for (o, &g) in dv[s * kvd + hk.start..s * kvd + hk.end]
-                            .iter_mut()
-                            .zip(dot_t)
-                        {
-                            *o += ps * g;
-                        }
+                // The first head of a group overwrites the group's dK/dV, the others add.
+                let first = h % group == 0;
+                let (qh, kg, vg, doh) = (&q[h * dh..], &k[g * dh..], &v[g * dh..], &dout[h * dh..]);
+                gemm_view(
+                    &mut ds,
+                    t_len,
+                    t_len,
+                    t_len,
+                    dh,
+                    View::rows(doh, qd),
+                    View::transposed(vg, kvd),
+                    1.0,
+                    false,
+                );
+                for (t, (dsr, pr)) in ds
+                    .chunks_exact_mut(t_len)
+                    .zip(p.chunks_exact(t_len))
+                    .enumerate()
+                {
+                    let n = t + 1;
+                    let row_dot: f32 = dsr[..n].iter().zip(&pr[..n]).map(|(d, p)| d * p).sum();
+                    for (d, &p) in dsr[..n].iter_mut().zip(&pr[..n]) {
+                        *d = p * (*d - row_dot) * scale;
                     }
-                    let qt = &q[t * qd + hq.start..t * qd + hq.end];
-                    let dqt = &mut dq[t * qd + hq.start..t * qd + hq.end];
-                    for (s, (&ps, d)) in p.iter().zip(ds.iter_mut()).enumerate() {
-                        let dsv = ps * (*d - row_dot) * scale;
-                        let ks = &k[s * kvd + hk.start..s * kvd + hk.end];
-                        for (o, &kk) in dqt.iter_mut().zip(ks) {
-                            *o += dsv * kk;
-                        }
-                        for (o, &qq) in dk[s * kvd + hk.start..s * kvd + hk.end].iter_mut().zip(qt)
-                        {
-                            *o += dsv * qq;
-                        }
-                    }
+                    dsr[n..].fill(0.0);
                 }
+                gemm_view(
+                    &mut dq[h * dh..],
+                    qd,
+                    t_len,
+                    dh,
+                    t_len,
+                    View::rows(&ds, t_len),
+                    View::rows(kg, kvd),
+                    1.0,
+                    false,
+                );
+                let dst = View::transposed(&ds, t_len);
+                gemm_view(
+                    &mut dk[g * dh..],
+                    kvd,
+                    t_len,
+                    dh,
+                    t_len,
+                    dst,
+                    View::rows(qh, qd),
+                    1.0,
+                    !first,
+                );
+                let pt = View::transposed(p, t_len);
+                gemm_view(
+                    &mut dv[g * dh..],
+                    kvd,
+                    t_len,
+                    dh,
+                    t_len,
+                    pt,
+                    View::rows(doh, qd),
+                    1.0,
+                    !first,
+                );
             }
         });
 }
+
+#[cfg(test)]
+#[path = "attention_tests.rs"]
+mod tests;

@@ -22,7 +22,123 @@ fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
     }
 }
 
-/// `c[m][n] (+)= a · b` where `a` is an `m×k` view and `b` a `k×n` view given by strides.
+/// A read-only matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
+#[derive(Clone, Copy, Debug)]
+pub struct View<'a> {
+    /// The backing slice (must cover every element of the view).
+    pub data: &'a [f32],
+    /// Row stride.
+    pub rs: usize,
+    /// Column stride.
+    pub cs: usize,
+}
+
+impl<'a> View<'a> {
+    /// A row-major `[rows][cols]` matrix whose rows are `rs` apart (`rs = cols` when dense).
+    pub fn rows(data: &'a [f32], rs: usize) -> View<'a> {
+        View { data, rs, cs: 1 }
+    }
+
+    /// The transpose of a row-major matrix whose rows are `rs` apart.
+    pub fn transposed(data: &'a [f32], rs: usize) -> View<'a> {
+        View {
+            data,
+            rs: 1,
+            cs: rs,
+        }
+    }
+}
+
+/// Smallest slice length that holds a `rows×cols` view with strides `rs`, `cs`.
+fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        (rows - 1) * rs + (cols - 1) * cs + 1
+    }
+}
+
+/// `c (+)= scale · a · b` for an `m×k` view `a`, a `k×n` view `b` and a row-major `m×n` output
+/// whose rows are `c_rs` apart, on the calling thread (for use inside parallel tasks).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_view(
+    c: &mut [f32],
+    c_rs: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View,
+    b: View,
+    scale: f32,
+    accumulate: bool,
+) {
+    gemm_impl(c, c_rs, m, n, k, a, b, scale, accumulate, Parallelism::None)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_impl(
+    c: &mut [f32],
+    c_rs: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View,
+    b: View,
+    scale: f32,
+    accumulate: bool,
+    par: Parallelism,
+) {
+    assert!(
+        c.len() >= extent(m, n, c_rs, 1),
+        "matmul: output {} too short for {m}x{n}",
+        c.len()
+    );
+    assert!(
+        a.data.len() >= extent(m, k, a.rs, a.cs),
+        "matmul: lhs too short"
+    );
+    assert!(
+        b.data.len() >= extent(k, n, b.rs, b.cs),
+        "matmul: rhs too short"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for row in c.chunks_mut(c_rs.max(1)).take(m) {
+                row[..n].fill(0.0);
+            }
+        }
+        return;
+    }
+    // SAFETY: the asserts above bound every element gemm reads (a, b) or writes (c) through the
+    // given dimensions and strides; the slices do not alias (c is &mut).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            c_rs as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0f32,
+            scale,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn gemm_strided(
     c: &mut [f32],
@@ -37,50 +153,19 @@ fn gemm_strided(
     b_cs: usize,
     accumulate: bool,
 ) {
-    let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
-        if rows == 0 || cols == 0 {
-            0
-        } else {
-            (rows - 1) * rs + (cols - 1) * cs + 1
-        }
-    };
-    assert!(c.len() >= m * n, "matmul: output {} < {m}x{n}", c.len());
-    assert!(a.len() >= last(m, k, a_rs, a_cs), "matmul: lhs too short");
-    assert!(b.len() >= last(k, n, b_rs, b_cs), "matmul: rhs too short");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            c[..m * n].fill(0.0);
-        }
-        return;
-    }
-    // SAFETY: the asserts above bound every element gemm reads (a, b) or writes (c) through the
-    // given dimensions and strides; the slices do not alias (one is &mut).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.as_ptr(),
-            a_cs as isize,
-            a_rs as isize,
-            b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            parallelism(m, n, k),
-        );
-    }
+    let (a, b) = (
+        View {
+            data: a,
+            rs: a_rs,
+            cs: a_cs,
+        },
+        View {
+            data: b,
+            rs: b_rs,
+            cs: b_cs,
+        },
+    );
+    gemm_impl(c, n, m, n, k, a, b, 1.0, accumulate, parallelism(m, n, k));
 }
 
 /// `c[m][n] (+)= a[m][k] · b[n][k]ᵀ` (a linear layer's forward pass).
