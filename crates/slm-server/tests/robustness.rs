@@ -72,6 +72,8 @@ fn full_queue_answers_503_with_retry_after() {
     let a = addr(&t.base);
     let mut busy = raw_post(a, CHAT, &long_stream(900));
     read_until(&mut busy, "data: {");
+    // (The first chunk is sent before the worker starts: wait until it really has.)
+    eventually("the worker to take the first request", || metric(&t.base, "slm_requests_active") == 1.0);
     // The worker is busy with `busy`; this one waits in the queue (capacity 1)...
     let waiting = raw_post(a, CHAT, &long_stream(900));
     eventually("the second request to be queued", || {
@@ -254,4 +256,89 @@ fn hostile_bytes_do_not_crash_the_server() {
         "the server survived"
     );
     assert_eq!(post(&t.base, CHAT, &chat_body("hi", 2), None).status, 200);
+}
+
+/// A bounded load (6 clients x 6 requests, loopback): streamed and non-streamed requests mixed
+/// with clients that disconnect mid-answer and malformed requests. No crash, every completed
+/// answer equals the sequential greedy answer to its own prompt, and the latencies are printed.
+#[test]
+fn mixed_load_has_no_crashes_and_no_crossed_answers() {
+    let Some(t) = start(Opts {
+        queue: 32,
+        ..Opts::default()
+    }) else {
+        return;
+    };
+    let prompts = ["What is 2+2?", "Name a fruit.", "What color is the sky?"];
+    let reference: Vec<String> = prompts
+        .iter()
+        .map(|q| {
+            post(&t.base, CHAT, &chat_body(q, 16), None).json()["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..6)
+        .map(|client| {
+            let (base, prompts, reference) = (t.base.clone(), prompts, reference.clone());
+            std::thread::spawn(move || {
+                let mut latencies = Vec::new();
+                for j in 0..6 {
+                    let k = (client * 7 + j * 3) % prompts.len();
+                    let started = Instant::now();
+                    match (client + j) % 4 {
+                        0 => {
+                            let v = post(&base, CHAT, &chat_body(prompts[k], 16), None).json();
+                            assert_eq!(v["choices"][0]["message"]["content"], reference[k].as_str(), "client {client} request {j}");
+                        }
+                        1 => {
+                            let mut body = chat_body(prompts[k], 16);
+                            body["stream"] = json!(true);
+                            let text: String =
+                                sse(&base, CHAT, &body, None).iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+                            assert_eq!(text, reference[k], "client {client} request {j} (streamed)");
+                        }
+                        2 => {
+                            let mut s = raw_post(addr(&base), CHAT, &long_stream(300));
+                            let head = read_until(&mut s, "data: {");
+                            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+                            continue; // disconnects here
+                        }
+                        _ => {
+                            let bad = ["{\"messages\": 5}", "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"top_p\": 9}", "\u{0}"];
+                            post_raw(&base, CHAT, bad[j % bad.len()], None).error(400);
+                            continue;
+                        }
+                    }
+                    latencies.push(started.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for h in handles {
+        latencies.extend(h.join().expect("a client thread failed"));
+    }
+    let wall = t0.elapsed();
+    assert!(
+        wall < Duration::from_secs(240),
+        "the bounded load took {wall:?}"
+    );
+    assert_eq!(get(&t.base, "/health", None).status, 200);
+    eventually("the worker to be idle", || {
+        metric(&t.base, "slm_requests_active") == 0.0 && metric(&t.base, "slm_queue_depth") == 0.0
+    });
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    eprintln!(
+        "mixed load: {} completed requests in {:.1} s, p50 {:?}, p99 {:?}, {} tokens generated in all",
+        latencies.len(),
+        wall.as_secs_f64(),
+        pct(0.5),
+        pct(0.99),
+        metric(&t.base, "slm_completion_tokens_total")
+    );
 }
