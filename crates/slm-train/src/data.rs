@@ -257,6 +257,23 @@ pub fn eval_windows(tokens: &[u32], seq_len: usize, max_windows: usize) -> (Vec<
     (inputs, targets)
 }
 
+/// Bytes of text the tokens stand for (sum of their pieces), the denominator of bits per byte.
+pub fn text_bytes(tokenizer: &Tokenizer, tokens: &[u32]) -> usize {
+    tokens
+        .iter()
+        .map(|&id| tokenizer.token_to_piece(id).len())
+        .sum()
+}
+
+/// Bits per byte of text from a mean loss in nats per token over `n_tokens` tokens that stand for
+/// `n_bytes` bytes: `loss · n_tokens / (n_bytes · ln 2)` (comparable across vocabularies).
+pub fn bits_per_byte(loss_nats: f64, n_tokens: usize, n_bytes: usize) -> f64 {
+    if n_bytes == 0 {
+        return f64::NAN;
+    }
+    loss_nats * n_tokens as f64 / (n_bytes as f64 * std::f64::consts::LN_2)
+}
+
 /// A 64-bit FNV-1a fingerprint of a token stream (checkpoints refuse to resume on other data).
 pub fn fingerprint(tokens: &[u32]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -331,6 +348,13 @@ mod tests {
         assert_eq!(va, (90..100).collect::<Vec<u32>>());
         assert!(split_train_val(&tokens[..8], 0.5, 4).is_err());
         assert!(Batcher::new(vec![1, 2, 3], 4, 1, 0).is_err());
+    }
+
+    #[test]
+    fn bits_per_byte_converts_nats_per_token() {
+        // 1 nat/token, 2 tokens per 3 bytes: 2/3 nats per byte = 0.9618 bits per byte.
+        assert!((bits_per_byte(1.0, 200, 300) - 2.0 / 3.0 / std::f64::consts::LN_2).abs() < 1e-12);
+        assert!(bits_per_byte(1.0, 1, 0).is_nan());
     }
 
     #[test]

@@ -359,6 +359,7 @@ impl TrainModel {
 
     /// Forward, loss and backward of one micro-batch: adds `∂(scale·Σ loss)/∂params` into
     /// `grads` and returns the summed (unscaled) loss over the `N` tokens.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward_backward(
         &self,
         params: &[f32],

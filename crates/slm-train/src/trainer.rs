@@ -140,7 +140,7 @@ impl Trainer {
         let data = Batcher::new(train_tokens, cfg.seq_len, cfg.batch_size, cfg.seed)?;
         // The loop's own stream (independent of init and data order), reserved for stochastic
         // parts such as dropout or sampling; saved and restored with checkpoints.
-        let rng = Rng::new(cfg.seed ^ 0x5EED_0F_7A41_u64);
+        let rng = Rng::new(cfg.seed ^ 0x5EED_0F7A_41C3_u64);
         Ok(Trainer {
             opt: AdamW::new(cfg.optim.clone(), n),
             grads: vec![0.0; n],
@@ -152,6 +152,17 @@ impl Trainer {
             rng,
             ws: Workspace::new(),
         })
+    }
+
+    /// Fine-tuning: starts from the weights of a GGUF model (any dtype slm-model loads, dequantized
+    /// to f32) with that model's configuration.
+    pub fn from_gguf(
+        file: &slm_format::GgufFile,
+        cfg: TrainConfig,
+        train_tokens: Vec<u32>,
+    ) -> Result<Trainer, TrainError> {
+        let (model_cfg, params) = crate::export::import_gguf(file)?;
+        Trainer::with_params(TrainModel::new(model_cfg)?, cfg, params, train_tokens)
     }
 
     /// One optimizer step: `grad_accum` micro-batches, clipping, AdamW update.

@@ -103,6 +103,16 @@ fn packs_documents_trains_and_exports_with_the_tokenizer() {
     }
     let after = t.evaluate(&val, 16).unwrap();
     assert!(after < before - 1.0, "validation loss {before} -> {after}");
+    // Bits per byte of the evaluated windows: their text is the decoded tokens.
+    let (inputs, targets) = slm_train::data::eval_windows(&val, 8, 16);
+    let bytes = slm_train::data::text_bytes(&tok, &targets);
+    let decoded: usize = tok.decode(&targets, false).len();
+    assert_eq!(bytes, decoded, "piece bytes = decoded bytes");
+    let bpb = slm_train::data::bits_per_byte(after, targets.len(), bytes);
+    assert!(
+        bpb > 0.0 && bpb < before * targets.len() as f64 / bytes as f64 / std::f64::consts::LN_2
+    );
+    assert_eq!(inputs.len(), targets.len());
 
     let out = dir.path().join("trained.gguf");
     t.export_gguf(&out, Some(source.metadata())).unwrap();

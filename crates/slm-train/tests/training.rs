@@ -128,3 +128,31 @@ fn exported_model_loads_in_slm_model_and_predicts_the_phrase() {
         .0;
     assert_eq!(argmax as u32, tokens[6], "next token after {prompt:?}");
 }
+
+#[test]
+fn accumulating_two_micro_batches_equals_one_double_batch() {
+    let cfg = tiny_config(false);
+    let model = slm_train::TrainModel::new(cfg.clone()).unwrap();
+    let params = slm_train::init_params(model.layout(), 3);
+    let tokens = repeated_tokens(17, 13);
+    let (x, y) = (&tokens[..16], &tokens[1..17]);
+    let mut ws = slm_train::Workspace::new();
+    let scale = 1.0 / 16.0;
+    let mut once = vec![0.0f32; params.len()];
+    let l1 = model
+        .forward_backward(&params, &mut once, x, y, 8, scale, &mut ws)
+        .unwrap();
+    let mut twice = vec![0.0f32; params.len()];
+    let la = model
+        .forward_backward(&params, &mut twice, &x[..8], &y[..8], 8, scale, &mut ws)
+        .unwrap();
+    let lb = model
+        .forward_backward(&params, &mut twice, &x[8..], &y[8..], 8, scale, &mut ws)
+        .unwrap();
+    assert!((l1 - (la + lb)).abs() < 1e-9 * l1.abs());
+    let scale_g = once.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+    assert!(scale_g > 0.0);
+    for (a, b) in once.iter().zip(&twice) {
+        assert!((a - b).abs() <= 1e-6 * scale_g, "{a} vs {b}");
+    }
+}
