@@ -188,17 +188,16 @@ impl From<slm_model::ModelError> for ApiError {
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The listening socket could not be opened.
-    #[error("cannot listen on {addr}: {source}; pick another --port or stop the program using it")]
+    #[error("cannot listen on {addr}: {reason}; pick another --port or stop the program using it")]
     Bind {
         /// The address asked for.
         addr: String,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
+        /// The OS error (in the message, not a `source`, so it is not printed twice).
+        reason: std::io::Error,
     },
     /// The async runtime or a thread could not be started.
     #[error("cannot start the server runtime: {0}")]
-    Runtime(#[source] std::io::Error),
+    Runtime(std::io::Error),
     /// A setting is out of range.
     #[error("invalid server setting: {0}")]
     Config(String),

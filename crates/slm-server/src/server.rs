@@ -70,13 +70,13 @@ impl Server {
             .map_err(ServerError::Runtime)?;
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind(&config.addr))
-            .map_err(|source| ServerError::Bind {
+            .map_err(|reason| ServerError::Bind {
                 addr: config.addr.clone(),
-                source,
+                reason,
             })?;
-        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        let addr = listener.local_addr().map_err(|reason| ServerError::Bind {
             addr: config.addr.clone(),
-            source,
+            reason,
         })?;
         let state = Arc::new(AppState {
             api_key: config.api_key.clone().filter(|k| !k.is_empty()),

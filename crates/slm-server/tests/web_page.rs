@@ -137,3 +137,32 @@ fn page_chats_and_stops_in_headless_chromium() {
     );
     server.shutdown().unwrap();
 }
+
+#[test]
+fn binding_a_used_port_says_what_to_do() {
+    let first = slm_server::Server::start(slm_server::ServerConfig {
+        addr: "127.0.0.1:0".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let addr = first.local_addr().to_string();
+    let err = slm_server::Server::start(slm_server::ServerConfig {
+        addr: addr.clone(),
+        ..Default::default()
+    })
+    .err()
+    .expect("the port is taken");
+    let msg = err.to_string();
+    assert!(msg.contains(&addr) && msg.contains("--port"), "{msg}");
+    assert!(
+        std::error::Error::source(&err).is_none(),
+        "the OS error is in the message, not repeated as a source"
+    );
+    let bad = slm_server::Server::start(slm_server::ServerConfig {
+        addr: "127.0.0.1:0".into(),
+        queue_capacity: 0,
+        ..Default::default()
+    });
+    assert!(bad.is_err(), "a zero queue capacity is refused");
+    first.shutdown().unwrap();
+}
