@@ -28,6 +28,14 @@ pub enum ApiError {
         "unknown endpoint {0}; see GET /v1/models, POST /v1/chat/completions, POST /v1/completions"
     )]
     NotFound(String),
+    /// `GET /v1/models/{id}` for another model (404).
+    #[error("model '{id}' does not exist here; this server serves '{served}'")]
+    ModelNotFound {
+        /// The id asked for.
+        id: String,
+        /// The served model's id.
+        served: String,
+    },
     /// The route exists but not with this method (405).
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
@@ -82,7 +90,7 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::ModelNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Loading | ApiError::Busy { .. } | ApiError::ShuttingDown => {
@@ -98,7 +106,7 @@ impl ApiError {
             ApiError::InvalidRequest { .. }
             | ApiError::PayloadTooLarge { .. }
             | ApiError::MethodNotAllowed => "invalid_request_error",
-            ApiError::NotFound(_) => "not_found_error",
+            ApiError::NotFound(_) | ApiError::ModelNotFound { .. } => "not_found_error",
             ApiError::Unauthorized => "authentication_error",
             ApiError::Loading | ApiError::Busy { .. } | ApiError::ShuttingDown => {
                 "server_busy_error"
@@ -114,6 +122,10 @@ impl ApiError {
                 (param.clone(), code.map(str::to_string))
             }
             ApiError::Unauthorized => (None, Some("invalid_api_key".to_string())),
+            ApiError::ModelNotFound { .. } => (
+                Some("model".to_string()),
+                Some("model_not_found".to_string()),
+            ),
             _ => (None, None),
         };
         ErrorBody {

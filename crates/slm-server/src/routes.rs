@@ -4,7 +4,7 @@
 //!  GET  /                     the chat web page (static, embedded; no CDN)
 //!  GET  /health               200 when the model is loaded, 503 while loading
 //!  GET  /metrics              Prometheus text
-//!  GET  /v1/models            the served model          ┐
+//!  GET  /v1/models[/{id}]     the served model          ┐
 //!  POST /v1/chat/completions  chat (JSON or SSE)        ├ Bearer key when one is set
 //!  POST /v1/completions       raw text (JSON or SSE)    ┘
 //! ```
@@ -17,7 +17,7 @@ use crate::respond::{self, Flavor, Meta};
 use crate::types::{ChatCompletionRequest, CompletionRequest, ModelCard, ModelList};
 use crate::worker::{Job, Queue};
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -56,6 +56,7 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     let v1 = Router::new()
         .route("/v1/models", get(models))
+        .route("/v1/models/{id}", get(model))
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/completions", post(completions))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
@@ -146,10 +147,11 @@ async fn metrics(State(s): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-async fn models(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
+/// The served model's card.
+fn card(s: &AppState) -> Result<ModelCard, ApiError> {
     let e = &s.ready()?.engine;
     let c = e.model().config();
-    let card = ModelCard {
+    Ok(ModelCard {
         id: e.model_id().to_string(),
         object: "model",
         created: s.started,
@@ -157,12 +159,29 @@ async fn models(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
         context_length: e.n_ctx(),
         architecture: format!("{:?}", c.arch),
         n_params: c.n_params(),
-    };
+    })
+}
+
+async fn models(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
     Ok(axum::Json(ModelList {
         object: "list",
-        data: vec![card],
+        data: vec![card(&s)?],
     })
     .into_response())
+}
+
+async fn model(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let card = card(&s)?;
+    if card.id != id {
+        return Err(ApiError::ModelNotFound {
+            id: id.chars().take(200).collect(),
+            served: card.id,
+        });
+    }
+    Ok(axum::Json(card).into_response())
 }
 
 /// Reads the body (at most `limit` bytes) and parses it as JSON.

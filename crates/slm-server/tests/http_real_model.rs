@@ -71,6 +71,14 @@ fn health_is_503_until_the_model_is_installed() {
     assert_eq!(models["data"][0]["id"], "smollm2-test");
     assert_eq!(models["data"][0]["object"], "model");
     assert_eq!(models["data"][0]["context_length"], 512);
+    assert_eq!(
+        get(&base, "/v1/models/smollm2-test", None).json()["id"],
+        "smollm2-test"
+    );
+    assert_eq!(
+        get(&base, "/v1/models/other", None).error(404)["code"],
+        "model_not_found"
+    );
     let text = get(&base, "/metrics", None).body;
     assert!(
         text.contains("slm_http_requests_total{route=\"/health\",status=\"503\"} 1"),

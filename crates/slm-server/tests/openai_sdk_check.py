@@ -27,6 +27,12 @@ models = client.models.list()
 ids = [m.id for m in models.data]
 check(len(ids) == 1, f"one model listed: {ids}")
 model = ids[0]
+check(client.models.retrieve(model).id == model, "models.retrieve")
+try:
+    client.models.retrieve("no-such-model")
+    check(False, "an unknown model must fail")
+except openai.NotFoundError as e:
+    check(e.status_code == 404 and model in e.message, e.message)
 
 # Chat, non-streamed, greedy.
 messages = [{"role": "user", "content": "What is the capital of France?"}]

@@ -73,7 +73,9 @@ fn full_queue_answers_503_with_retry_after() {
     let mut busy = raw_post(a, CHAT, &long_stream(900));
     read_until(&mut busy, "data: {");
     // (The first chunk is sent before the worker starts: wait until it really has.)
-    eventually("the worker to take the first request", || metric(&t.base, "slm_requests_active") == 1.0);
+    eventually("the worker to take the first request", || {
+        metric(&t.base, "slm_requests_active") == 1.0
+    });
     // The worker is busy with `busy`; this one waits in the queue (capacity 1)...
     let waiting = raw_post(a, CHAT, &long_stream(900));
     eventually("the second request to be queued", || {
