@@ -244,17 +244,22 @@ impl HfConfig {
     }
 }
 
-/// Reads a JSON file of at most a few megabytes.
+/// Reads a JSON config file of at most a few megabytes.
 pub fn read_json(path: &Path) -> Result<Value, HfConfigError> {
+    read_json_limited(path, MAX_CONFIG_BYTES)
+}
+
+/// Reads a JSON file of at most `max_bytes` (e.g. a `tokenizer.json` of several megabytes).
+pub fn read_json_limited(path: &Path, max_bytes: u64) -> Result<Value, HfConfigError> {
     let io = |source| HfConfigError::Io {
         path: path.to_path_buf(),
         source,
     };
     let len = std::fs::metadata(path).map_err(io)?.len();
-    if len > MAX_CONFIG_BYTES {
+    if len > max_bytes {
         return Err(HfConfigError::Json {
             path: path.to_path_buf(),
-            reason: format!("{len} bytes, more than the limit of {MAX_CONFIG_BYTES}"),
+            reason: format!("{len} bytes, more than the limit of {max_bytes}"),
         });
     }
     let bytes = std::fs::read(path).map_err(io)?;

@@ -15,6 +15,7 @@
 pub mod arch;
 pub mod config;
 pub mod error;
+pub mod hf;
 pub mod kv_cache;
 pub mod model;
 pub mod observe;
