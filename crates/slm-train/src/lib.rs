@@ -26,6 +26,7 @@ pub mod model;
 pub mod ops;
 pub mod optim;
 pub mod rng;
+pub mod run;
 pub mod schedule;
 pub mod trainer;
 
@@ -36,5 +37,6 @@ pub use layout::{ModelSpec, ParamKind, ParamLayout};
 pub use model::{TrainModel, Workspace};
 pub use optim::{AdamW, AdamWConfig};
 pub use rng::Rng;
+pub use run::{run, EvalStats, RunConfig, RunObserver, RunSummary, Validation};
 pub use schedule::Schedule;
 pub use trainer::{StepStats, TrainConfig, Trainer};
