@@ -26,5 +26,5 @@ pub mod weights;
 pub use arch::Arch;
 pub use config::ModelConfig;
 pub use error::ModelError;
-pub use model::{Context, Logits, Model};
+pub use model::{Context, ContextBytes, Logits, Model};
 pub use observe::{ActivationObserver, Site};

@@ -31,6 +31,33 @@ pub struct Model {
     file: Arc<GgufFile>,
 }
 
+/// Memory a [`Context`] needs, computed from the config without allocating (for `slm fit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContextBytes {
+    /// Keys and values of every layer for `n_ctx` positions (f32).
+    pub kv_cache: usize,
+    /// Activation buffers, RoPE table and kernel scratch for batches of `n_batch` tokens.
+    pub activations: usize,
+    /// One row of logits.
+    pub logits: usize,
+}
+
+impl ContextBytes {
+    /// For a model of `cfg` with a context of `n_ctx` positions and prompt batches of `n_batch`.
+    pub fn of(cfg: &ModelConfig, n_ctx: usize, n_batch: usize) -> ContextBytes {
+        ContextBytes {
+            kv_cache: 2 * cfg.n_layer * cfg.kv_dim() * n_ctx * 4,
+            activations: ForwardState::bytes_for(cfg, n_batch.clamp(1, n_ctx.max(1)), n_ctx),
+            logits: cfg.n_vocab * 4,
+        }
+    }
+
+    /// The sum.
+    pub fn total(&self) -> usize {
+        self.kv_cache + self.activations + self.logits
+    }
+}
+
 /// Per-conversation state: KV cache, activation buffers and the logits of the last call.
 #[derive(Debug)]
 pub struct Context {
@@ -40,6 +67,11 @@ pub struct Context {
 }
 
 impl Context {
+    /// Bytes held by the activation buffers and RoPE table (excluding the KV cache).
+    pub fn activation_bytes(&self) -> usize {
+        self.state.allocated_bytes()
+    }
+
     /// Tokens already processed (the next token's position).
     pub fn n_past(&self) -> usize {
         self.cache.len()

@@ -55,7 +55,13 @@ fn a_valid_file_loads() {
 
 #[test]
 fn unknown_architecture() {
-    expect_error(rewrite(|_, w| { w.add_string("general.architecture", "mamba"); Vec::new() }), "unsupported architecture 'mamba'");
+    expect_error(
+        rewrite(|_, w| {
+            w.add_string("general.architecture", "mamba");
+            Vec::new()
+        }),
+        "unsupported architecture 'mamba'",
+    );
 }
 
 #[test]
@@ -65,14 +71,38 @@ fn missing_hyper_parameter() {
 
 #[test]
 fn inconsistent_heads() {
-    expect_error(rewrite(|_, w| { w.add_u32("llama.attention.head_count_kv", 3); Vec::new() }), "multiple");
-    expect_error(rewrite(|_, w| { w.add_u32("llama.attention.head_count", 0); Vec::new() }), "head_count is 0");
+    expect_error(
+        rewrite(|_, w| {
+            w.add_u32("llama.attention.head_count_kv", 3);
+            Vec::new()
+        }),
+        "multiple",
+    );
+    expect_error(
+        rewrite(|_, w| {
+            w.add_u32("llama.attention.head_count", 0);
+            Vec::new()
+        }),
+        "head_count is 0",
+    );
 }
 
 #[test]
 fn implausible_sizes_are_refused_before_allocating() {
-    expect_error(rewrite(|_, w| { w.add_u32("llama.embedding_length", u32::MAX); Vec::new() }), "implausible");
-    expect_error(rewrite(|_, w| { w.add_u32("llama.block_count", 1_000_000); Vec::new() }), "implausible");
+    expect_error(
+        rewrite(|_, w| {
+            w.add_u32("llama.embedding_length", u32::MAX);
+            Vec::new()
+        }),
+        "implausible",
+    );
+    expect_error(
+        rewrite(|_, w| {
+            w.add_u32("llama.block_count", 1_000_000);
+            Vec::new()
+        }),
+        "implausible",
+    );
 }
 
 #[test]
@@ -86,7 +116,13 @@ fn wrong_tensor_shape() {
         rewrite(|good, w| {
             let t = good.tensor("blk.0.attn_q.weight").unwrap();
             // Same bytes, transposed dims.
-            w.add_tensor(t.name.clone(), &[t.dims[1], t.dims[0] / 2], t.dtype, vec![0u8; good.tensor_data(t).len() / 2]).unwrap();
+            w.add_tensor(
+                t.name.clone(),
+                &[t.dims[1], t.dims[0] / 2],
+                t.dtype,
+                vec![0u8; good.tensor_data(t).len() / 2],
+            )
+            .unwrap();
             vec![t.name.clone()]
         }),
         "blk.0.attn_q.weight",
@@ -102,4 +138,26 @@ fn unused_tensor() {
         }),
         "does not use",
     );
+}
+
+#[test]
+fn context_bytes_match_what_a_context_allocates() {
+    use slm_model::ContextBytes;
+    let cfg = slm_model::random_init::golden_config();
+    let file = slm_format::GgufFile::from_bytes(
+        slm_model::random_init::random_llama_gguf(&cfg, slm_format::GgmlType::F32, 1).unwrap(),
+    )
+    .unwrap();
+    let model = slm_model::Model::from_gguf(std::sync::Arc::new(file)).unwrap();
+    for (n_ctx, n_batch) in [(64, 16), (256, 256), (100, 7)] {
+        let ctx = model.new_context(n_ctx, n_batch).unwrap();
+        let est = ContextBytes::of(&cfg, n_ctx, n_batch);
+        assert_eq!(est.kv_cache, ctx.kv_bytes(), "kv at {n_ctx}/{n_batch}");
+        // The estimate adds the kernel scratch of a full batch, which grows on first use.
+        let allocated = ctx.activation_bytes();
+        assert!(
+            est.activations >= allocated && est.activations < allocated + allocated / 2 + 4096,
+            "{est:?} vs {allocated}"
+        );
+    }
 }

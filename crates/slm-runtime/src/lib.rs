@@ -13,6 +13,7 @@ pub mod chat_template;
 pub mod compare;
 pub mod error;
 pub mod eval;
+pub mod fit;
 pub mod sampler;
 pub mod session;
 pub mod stop;

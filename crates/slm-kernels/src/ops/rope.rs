@@ -20,6 +20,11 @@ pub struct RopeTable {
 }
 
 impl RopeTable {
+    /// Floats the table holds (`max_pos × n_rot`), for memory accounting.
+    pub fn len_floats(&self) -> usize {
+        self.cos_sin.len() * 2
+    }
+
     /// A table for `head_dim` rotary dimensions (all of the head), base `theta` (GGUF
     /// `rope.freq_base`, 10000 for Llama 2, 100000 for SmolLM2), positions `0..max_pos`.
     pub fn new(head_dim: usize, theta: f32, max_pos: usize) -> Self {

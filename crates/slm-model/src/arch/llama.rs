@@ -172,6 +172,29 @@ impl ForwardState {
     pub fn n_batch(&self) -> usize {
         self.n_batch
     }
+
+    /// Bytes [`ForwardState::new`] allocates for these sizes, without allocating: the activation
+    /// buffers, the RoPE table and the activation-quantization scratch once it has grown to a full
+    /// batch (Q8 blocks of 36 bytes per 32 values, Q8_K blocks of 292 bytes per 256).
+    pub fn bytes_for(cfg: &ModelConfig, n_batch: usize, n_ctx: usize) -> usize {
+        let (d, f, q, kv) = (cfg.d_model, cfg.d_ff, cfg.q_dim(), cfg.kv_dim());
+        let (attn_tmp, attn_scores) = AttnSplit::capacity(cfg, n_batch, n_ctx);
+        let floats = n_batch * (3 * d + 2 * q + 2 * kv + 2 * f) + attn_tmp + attn_scores;
+        let rope = n_ctx * (cfg.head_dim / 2) * 2;
+        let widest = d.max(q).max(f);
+        let scratch = n_batch * (widest.div_ceil(32) * 36 + widest.div_ceil(256) * 292);
+        (floats + rope) * 4 + scratch
+    }
+
+    /// Bytes the activation buffers and RoPE table hold now (the scratch grows separately).
+    pub fn allocated_bytes(&self) -> usize {
+        let floats = [&self.x, &self.xn, &self.q, &self.k, &self.v, &self.attn_heads, &self.attn, &self.scores]
+            .iter()
+            .chain([&self.proj, &self.gate, &self.up].iter())
+            .map(|v| v.len())
+            .sum::<usize>();
+        floats * 4 + self.rope.len_floats() * 4
+    }
 }
 
 /// Runs `tokens` (at most `state.n_batch()`, positions `cache.len()..`) through the blocks and
