@@ -145,7 +145,9 @@ pub fn read_tensors(
     layout: &ParamLayout,
     prefix: &str,
 ) -> Result<Vec<f32>, TrainError> {
-    let mut out = vec![0.0f32; layout.len()];
+    // Check every tensor's presence and shape before allocating, so a file that claims a huge
+    // model fails with a clear error instead of exhausting memory.
+    let mut found = Vec::with_capacity(layout.tensors.len());
     for t in &layout.tensors {
         let name = format!("{prefix}{}", t.name);
         let info = file.tensor(&name).ok_or_else(|| {
@@ -164,6 +166,10 @@ pub fn read_tensors(
                 found: info.dims.clone(),
             }));
         }
+        found.push(info);
+    }
+    let mut out = vec![0.0f32; layout.len()];
+    for (t, info) in layout.tensors.iter().zip(found) {
         let m = slm_kernels::QMatrix::new(info.dtype, t.rows, t.cols, file.tensor_data(info))?;
         for (i, row) in out[t.range()].chunks_exact_mut(t.cols).enumerate() {
             m.dequantize_row(i, row)?;

@@ -166,6 +166,26 @@ impl TrainModel {
         &self.layout
     }
 
+    /// Bytes a training micro-batch of `b` sequences of `t` tokens needs: parameters, gradients
+    /// and both Adam moments (4 × params) plus the saved activations and backward scratch.
+    pub fn memory_estimate(&self, b: usize, t: usize) -> u64 {
+        let c = &self.cfg;
+        let (n, l) = ((b * t) as u64, c.n_layer as u64);
+        let (d, q, kv, f, v) = (
+            c.d_model as u64,
+            c.q_dim() as u64,
+            c.kv_dim() as u64,
+            c.d_ff as u64,
+            c.n_vocab as u64,
+        );
+        let per_layer = n * (4 * d + 2 * q + 2 * kv + 3 * f + 2) + (b * c.n_head * t * t) as u64;
+        let floats = 4 * self.layout.len() as u64
+            + l * per_layer
+            + n * (3 * d + v + 3 * f + 3 * q + 2 * kv)
+            + (t * t) as u64;
+        floats * 4
+    }
+
     fn heads(&self, t: usize) -> Heads {
         Heads {
             n_head: self.cfg.n_head,

@@ -14,6 +14,10 @@ use crate::schedule::Schedule;
 use serde::{Deserialize, Serialize};
 use slm_model::ModelConfig;
 
+/// Largest memory estimate ([`TrainModel::memory_estimate`]) a trainer accepts: far above any
+/// CPU training job, it turns a typo in a config into an error instead of an allocation abort.
+pub const MAX_TRAIN_BYTES: u64 = 256 << 30;
+
 /// Training settings (saved in every checkpoint).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -129,6 +133,13 @@ impl Trainer {
                 "seq_len {} exceeds the model context {}",
                 cfg.seq_len,
                 model.config().n_ctx_train
+            )));
+        }
+        let need = model.memory_estimate(cfg.batch_size, cfg.seq_len);
+        if need > MAX_TRAIN_BYTES {
+            return Err(TrainError::Setting(format!(
+                "this model and micro-batch need about {} GiB; lower batch_size or seq_len (use grad_accum for larger batches)",
+                need >> 30
             )));
         }
         let v = model.config().n_vocab;

@@ -156,3 +156,25 @@ fn accumulating_two_micro_batches_equals_one_double_batch() {
         assert!((a - b).abs() <= 1e-6 * scale_g, "{a} vs {b}");
     }
 }
+
+#[test]
+fn absurd_micro_batch_is_refused_before_allocating() {
+    let mut cfg = train_config(10);
+    cfg.seq_len = 32;
+    cfg.batch_size = 1 << 22;
+    let err = Trainer::new(tiny_config(true), cfg, repeated_tokens(400, 13))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("GiB"), "{err}");
+}
+
+#[test]
+fn memory_estimate_covers_the_workspace() {
+    // The estimate must not be below what a step really holds: 4 copies of the parameters plus
+    // logits for every token at least.
+    let model = slm_train::TrainModel::new(tiny_config(false)).unwrap();
+    let (b, t) = (2, 8);
+    let est = model.memory_estimate(b, t);
+    let floor = 4 * 4 * model.layout().len() as u64 + 4 * (b * t * 13) as u64;
+    assert!(est > floor, "{est} <= {floor}");
+}
