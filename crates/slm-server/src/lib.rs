@@ -6,10 +6,30 @@
 //!        ──► Event channel ──► respond (one JSON body, or SSE chunks ending in `data: [DONE]`)
 //! ```
 //!
-//! One worker owns the model context and serves one request at a time; a client that
-//! disconnects cancels its generation before the next forward step. Errors use the OpenAI error
-//! JSON shape so official clients raise their typed exceptions. The binary glue is
-//! `slm serve` in slm-cli.
+//! # Endpoints
+//! `POST /v1/chat/completions`, `POST /v1/completions` (JSON, or SSE with `stream: true`),
+//! `GET /v1/models[/{id}]`, `GET /health` (503 until the model is installed), `GET /metrics`
+//! (Prometheus text), `GET /` (the chat page, `src/web/index.html`). With an API key set, the
+//! `/v1/*` routes need `Authorization: Bearer <key>`; `/`, `/health` and `/metrics` do not.
+//!
+//! # Request fields
+//! `messages` (roles system/developer/user/assistant; text or text parts) or `prompt` (text or
+//! token ids, one per request); `max_tokens`/`max_completion_tokens` (default: the rest of the
+//! context), `temperature` 0..=2, `top_p`/`min_p` 0..=1, `top_k`, `seed`, `stop` (up to 4),
+//! `presence_penalty`/`frequency_penalty` -2..=2 (over the sampler's 64-token window),
+//! `logprobs`/`top_logprobs` (chat, up to 20) or `logprobs` (completions, up to 5),
+//! `stream_options.include_usage`, `n` = 1, and llama.cpp's `ignore_eos`. Unset sampling fields
+//! take slm's defaults (llama.cpp's: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05).
+//! Refused with a 400 rather than ignored: `n` > 1, `tools`, `echo`, `suffix`, `best_of` > 1,
+//! and `response_format` other than `text` (json_object/json_schema need constrained decoding,
+//! a later step). A prompt that does not fit the context (with `max_tokens`) is a 400
+//! `context_length_exceeded`, never truncated.
+//!
+//! # Concurrency
+//! One worker owns the model context and serves one request at a time (continuous batching is a
+//! later step); the others wait in the bounded queue. A client that disconnects cancels its
+//! generation before the next forward step. Shutdown stops accepting, finishes the requests in
+//! flight, then stops the worker. The binary glue is `slm serve` in slm-cli.
 #![deny(missing_docs)]
 
 pub mod engine;
