@@ -12,6 +12,8 @@ use crate::{GgmlType, KernelError};
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx2_k;
+#[cfg(target_arch = "x86_64")]
+mod avx2_k23;
 pub(crate) mod scalar;
 #[cfg(test)]
 mod tests;
@@ -165,6 +167,8 @@ fn avx2_kernel(dtype: GgmlType) -> Option<Kernel> {
         Q5_1 => q8(avx2::q5_1_q8, avx2::q5_1_q8_4, avx2::q5_1_q8_8),
         Q8_0 => q8(avx2::q8_0_q8, avx2::q8_0_q8_4, avx2::q8_0_q8_8),
         Q8_1 => q8(avx2::q8_1_q8, avx2::q8_1_q8_4, avx2::q8_1_q8_8),
+        Q2_K => q8k_4(avx2_k23::q2_k_q8k, avx2_k23::q2_k_q8k_4),
+        Q3_K => q8k_4(avx2_k23::q3_k_q8k, avx2_k23::q3_k_q8k_4),
         Q4_K => q8k_4(avx2_k::q4_k_q8k, avx2_k::q4_k_q8k_4),
         Q5_K => q8k_4(avx2_k::q5_k_q8k, avx2_k::q5_k_q8k_4),
         Q6_K => q8k_4(avx2_k::q6_k_q8k, avx2_k::q6_k_q8k_4),
