@@ -28,6 +28,9 @@ pub enum Command {
     /// List known models and which are in the local cache.
     #[command(after_help = "Example:\n  slm list")]
     List,
+    /// Convert between the Hugging Face layout (safetensors + config.json + tokenizer.json) and GGUF.
+    #[command(after_help = "Example:\n  slm convert ./SmolLM2-135M-Instruct model-f16.gguf --dtype f16\n  slm convert model.gguf ./hf-model --dtype bf16\n\nIN: a GGUF file or an HF model directory; OUT: a GGUF file or a directory. Quantize afterwards with `slm quantize`.")]
+    Convert(ConvertArgs),
     /// Show a model's architecture, parameters, tensor types and memory needs.
     #[command(after_help = "Example:\n  slm show\n  slm show -m model.gguf --tensors")]
     Show(ShowArgs),
@@ -199,6 +202,21 @@ pub struct BenchArgs {
     /// Output format: md (table) or json (llama-bench's JSON keys).
     #[arg(short = 'o', long = "output", default_value = "md", value_parser = ["md", "json"])]
     pub output: String,
+}
+
+/// `slm convert`
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// Input: a GGUF file or a Hugging Face model directory (config.json + model.safetensors or shards).
+    pub input: PathBuf,
+    /// Output: a GGUF file (from a directory) or a directory (from a GGUF file); files are written atomically.
+    pub output: PathBuf,
+    /// Output format: gguf or hf (default: the other one of the input's).
+    #[arg(long = "to")]
+    pub to: Option<String>,
+    /// Floating-point type of the output tensors: f32, f16 or bf16.
+    #[arg(long = "dtype", default_value = "f32")]
+    pub dtype: String,
 }
 
 /// `slm quantize`

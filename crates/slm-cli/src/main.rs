@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd::run::run(a),
         Command::Chat(a) => cmd::chat::run(a),
         Command::Pull(a) => cmd::models::pull(a),
+        Command::Convert(a) => cmd::convert::run(a),
         Command::List => cmd::models::list(),
         Command::Show(a) => cmd::show::run(a),
         Command::Perplexity(a) => cmd::perplexity::run(a),
