@@ -344,3 +344,26 @@ fn mixed_load_has_no_crashes_and_no_crossed_answers() {
         metric(&t.base, "slm_completion_tokens_total")
     );
 }
+
+#[test]
+fn disconnect_cancels_a_non_streamed_request_too() {
+    let Some(t) = start(Opts::default()) else {
+        return;
+    };
+    let body = json!({"messages": [{"role": "user", "content": "Count to one thousand."}], "max_tokens": 900,
+                      "ignore_eos": true, "temperature": 0})
+    .to_string();
+    let s = raw_post(addr(&t.base), CHAT, &body);
+    eventually("the worker to start", || {
+        metric(&t.base, "slm_requests_active") == 1.0
+    });
+    drop(s);
+    eventually("the cancellation to be counted", || {
+        metric(&t.base, "slm_requests_cancelled_total") >= 1.0
+    });
+    let generated = metric(&t.base, "slm_completion_tokens_total");
+    assert!(
+        generated < 900.0,
+        "{generated} tokens generated for a client that left"
+    );
+}
