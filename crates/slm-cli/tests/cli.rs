@@ -23,3 +23,6 @@ mod regressions;
 
 #[path = "cli/quantize.rs"]
 mod quantize;
+
+#[path = "cli/convert.rs"]
+mod convert;
