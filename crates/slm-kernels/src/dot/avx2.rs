@@ -328,9 +328,47 @@ macro_rules! signed_kernels {
 signed_kernels!(q8_0_q8, q8_0_q8_4, q8_0_q8_8, 34, 2);
 signed_kernels!(q8_1_q8, q8_1_q8_4, q8_1_q8_8, 36, 4);
 
-/// Generates an f32-activation kernel: `$load(p, i)` returns 8 weights starting at element `i`.
+/// Generates an f32-activation kernel and its 4-token tile: `$load(p, i)` returns 8 weights
+/// starting at element `i`. The tile loads (and converts) each weight vector once for four
+/// tokens and accumulates every token exactly as the one-token kernel does, so a token's result
+/// does not depend on the batch it was computed in.
 macro_rules! float_kernel {
-    ($name:ident, $elem:expr, $load:ident, $scalar:path) => {
+    ($name:ident, $name4:ident, $elem:expr, $load:ident, $scalar:path) => {
+        /// One float row · four f32 rows. Requires avx2, fma, f16c.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(super) unsafe fn $name4(w: &[u8], x: [&[f32]; 4]) -> [f32; 4] {
+            let mut n = w.len() / $elem;
+            for r in &x {
+                n = n.min(r.len());
+            }
+            let p = w.as_ptr();
+            let mut acc = [[_mm256_setzero_ps(); 4]; 4];
+            let mut i = 0;
+            while i + 32 <= n {
+                for k in 0..4 {
+                    let j = i + 8 * k;
+                    let wv = $load(p, j);
+                    for t in 0..4 {
+                        acc[t][k] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[t].as_ptr().add(j)), acc[t][k]);
+                    }
+                }
+                i += 32;
+            }
+            while i + 8 <= n {
+                let wv = $load(p, i);
+                for t in 0..4 {
+                    acc[t][0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[t].as_ptr().add(i)), acc[t][0]);
+                }
+                i += 8;
+            }
+            let tail = w.get_unchecked(i * $elem..n * $elem);
+            std::array::from_fn(|t| {
+                let a = &acc[t];
+                let main = hsum(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
+                main + $scalar(tail, x[t].get_unchecked(i..n))
+            })
+        }
+
         /// One float row · one f32 row. Requires avx2, fma, f16c.
         #[target_feature(enable = "avx2,fma,f16c")]
         pub(super) unsafe fn $name(w: &[u8], x: &[f32]) -> f32 {
@@ -372,6 +410,6 @@ unsafe fn load_bf16(p: *const u8, i: usize) -> __m256 {
     _mm256_castsi256_ps(_mm256_slli_epi32(h, 16))
 }
 
-float_kernel!(f32_f32, 4, load_f32, super::scalar::f32_f32);
-float_kernel!(f16_f32, 2, load_f16, super::scalar::f16_f32);
-float_kernel!(bf16_f32, 2, load_bf16, super::scalar::bf16_f32);
+float_kernel!(f32_f32, f32_f32_4, 4, load_f32, super::scalar::f32_f32);
+float_kernel!(f16_f32, f16_f32_4, 2, load_f16, super::scalar::f16_f32);
+float_kernel!(bf16_f32, bf16_f32_4, 2, load_bf16, super::scalar::bf16_f32);

@@ -160,6 +160,7 @@ fn avx2_kernel(dtype: GgmlType) -> Option<Kernel> {
         Kernel::Q8(Tiles { one, four: Some(four), eight: Some(eight) })
     };
     let q8k_4 = |one: DotFn<Q8KBlock>, four: Dot4Fn<Q8KBlock>| Kernel::Q8K(Tiles { one, four: Some(four), eight: None });
+    let f32_4 = |one: DotFn<f32>, four: Dot4Fn<f32>| Kernel::F32(Tiles { one, four: Some(four), eight: None });
     Some(match dtype {
         Q4_0 => q8(avx2::q4_0_q8, avx2::q4_0_q8_4, avx2::q4_0_q8_8),
         Q4_1 => q8(avx2::q4_1_q8, avx2::q4_1_q8_4, avx2::q4_1_q8_8),
@@ -172,9 +173,9 @@ fn avx2_kernel(dtype: GgmlType) -> Option<Kernel> {
         Q4_K => q8k_4(avx2_k::q4_k_q8k, avx2_k::q4_k_q8k_4),
         Q5_K => q8k_4(avx2_k::q5_k_q8k, avx2_k::q5_k_q8k_4),
         Q6_K => q8k_4(avx2_k::q6_k_q8k, avx2_k::q6_k_q8k_4),
-        F32 => f32k(avx2::f32_f32),
-        F16 => f32k(avx2::f16_f32),
-        BF16 => f32k(avx2::bf16_f32),
+        F32 => f32_4(avx2::f32_f32, avx2::f32_f32_4),
+        F16 => f32_4(avx2::f16_f32, avx2::f16_f32_4),
+        BF16 => f32_4(avx2::bf16_f32, avx2::bf16_f32_4),
         _ => return None,
     })
 }

@@ -41,8 +41,10 @@ fn check(dtype: GgmlType, isa: Isa, cols: usize) {
                     b
                 })
                 .collect();
-            let deq: Vec<Vec<f32>> =
-                acts.iter().map(|bs| bs.iter().flat_map(|b| b.qs.iter().map(move |&q| q as f32 * b.d)).collect()).collect();
+            let deq: Vec<Vec<f32>> = acts
+                .iter()
+                .map(|bs| bs.iter().flat_map(|b| b.qs.iter().map(move |&q| q as f32 * b.d)).collect())
+                .collect();
             // Q4_1/Q5_1 use ggml's f16-rounded `s` for their `m` term: allow |m| * |s - sd|.
             let mut wf = vec![0.0f32; cols];
             dequantize_row(dtype, &w, &mut wf).unwrap();
@@ -72,8 +74,10 @@ fn check(dtype: GgmlType, isa: Isa, cols: usize) {
                     b
                 })
                 .collect();
-            let deq: Vec<Vec<f32>> =
-                acts.iter().map(|bs| bs.iter().flat_map(|b| b.qs.iter().map(move |&q| q as f32 * b.d)).collect()).collect();
+            let deq: Vec<Vec<f32>> = acts
+                .iter()
+                .map(|bs| bs.iter().flat_map(|b| b.qs.iter().map(move |&q| q as f32 * b.d)).collect())
+                .collect();
             run_tiles(&ctx, dtype, &w, &t, &acts, &deq, &[0.0; 8], &[]);
         }
         Kernel::F32(t) => run_tiles(&ctx, dtype, &w, &t, &xs, &xs, &[0.0; 8], &[]),
@@ -152,4 +156,23 @@ fn detection_is_consistent() {
     assert!(Isa::available().contains(&Isa::Scalar));
     assert!(Isa::available().contains(&best));
     assert!(matches!(scalar_kernel(GgmlType::I32), Err(KernelError::Unsupported { .. })));
+}
+
+#[test]
+fn float_tiles_give_each_token_the_one_token_result_bit_for_bit() {
+    for isa in Isa::available() {
+        for dtype in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
+            let Ok(Kernel::F32(t)) = kernel(dtype, isa) else { panic!("float kernel") };
+            let Some(four) = t.four else { continue };
+            for cols in [8, 40, 1000] {
+                let w = weight_row(dtype, cols, cols as u64);
+                let xs: Vec<Vec<f32>> = (0..4).map(|k| test_data(cols, 100 + k)).collect();
+                let got = unsafe { four(&w, [&xs[0], &xs[1], &xs[2], &xs[3]]) };
+                for (k, g) in got.iter().enumerate() {
+                    let one = unsafe { (t.one)(&w, &xs[k]) };
+                    assert_eq!(g.to_bits(), one.to_bits(), "{isa:?} {dtype} cols {cols} token {k}");
+                }
+            }
+        }
+    }
 }
