@@ -52,6 +52,9 @@ pub enum Command {
     /// Collect an importance matrix (activation statistics) on calibration text for `slm quantize --imatrix`.
     #[command(after_help = "Example:\n  slm imatrix -m model-f16.gguf calibration.txt -o imatrix.gguf")]
     Imatrix(ImatrixArgs),
+    /// Will a model run on a device? Memory, download size, expected speed, best quantization.
+    #[command(after_help = "Example:\n  slm fit --device auto\n  slm fit model.gguf --device raspberry-pi-5 --ctx 2048 -v\n  slm fit --list-devices")]
+    Fit(FitArgs),
 }
 
 /// Which model and how to run it.
@@ -288,6 +291,10 @@ pub struct ServeArgs {
     /// Requests that may wait while one is generated; more get 503 + Retry-After.
     #[arg(long = "queue", default_value_t = 16)]
     pub queue: usize,
+    /// Conversations whose KV cache is kept (each slot costs one context's KV memory; see
+    /// `slm show`): a request continues in the slot sharing its longest prompt prefix.
+    #[arg(long = "slots", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub slots: u16,
 }
 
 /// `slm eval`
@@ -331,4 +338,45 @@ pub struct ImatrixArgs {
     /// Process at most this many chunks.
     #[arg(long = "chunks", value_parser = clap::value_parser!(u64).range(1..))]
     pub chunks: Option<u64>,
+}
+
+/// `slm fit`
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// Model: a GGUF file path or a registry name.
+    #[arg(default_value = "smollm2-135m-instruct")]
+    pub model: String,
+    /// Device: `auto` (measure this machine), a built-in profile name, or a profile JSON file.
+    #[arg(long = "device", short = 'd', default_value = "auto")]
+    pub device: String,
+    /// Context length to budget for.
+    #[arg(short = 'c', long = "ctx")]
+    pub ctx: Option<usize>,
+    /// Prompt batch size.
+    #[arg(short = 'b', long = "batch", default_value_t = 256)]
+    pub batch: usize,
+    /// Predict for the model converted to this type (e.g. Q4_K_M).
+    #[arg(long = "quant", short = 'q')]
+    pub quant: Option<String>,
+    /// Prompt length for the speed estimate.
+    #[arg(short = 'p', long = "n-prompt", default_value_t = 512)]
+    pub n_prompt: usize,
+    /// Generated tokens for the speed estimate.
+    #[arg(short = 'n', long = "n-gen", default_value_t = 128)]
+    pub n_gen: usize,
+    /// Threads (for `--device auto`).
+    #[arg(short = 't', long = "threads")]
+    pub threads: Option<usize>,
+    /// Print the result as JSON.
+    #[arg(long = "json")]
+    pub json: bool,
+    /// Also print every quantization's prediction.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+    /// List the built-in device profiles.
+    #[arg(long = "list-devices")]
+    pub list_devices: bool,
+    /// Write the device profile used (e.g. the measured `auto` one) to this JSON file.
+    #[arg(long = "save-profile")]
+    pub save_profile: Option<PathBuf>,
 }

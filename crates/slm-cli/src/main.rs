@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Command::Quantize(a) => cmd::quantize::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Imatrix(a) => cmd::imatrix::run(a),
+        Command::Fit(a) => cmd::fit::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,5 +24,8 @@ mod regressions;
 #[path = "cli/quantize.rs"]
 mod quantize;
 
+#[path = "cli/fit.rs"]
+mod fit;
+
 #[path = "cli/convert.rs"]
 mod convert;

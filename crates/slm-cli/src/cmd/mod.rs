@@ -4,6 +4,7 @@ pub mod bench;
 pub mod chat;
 pub mod convert;
 pub mod eval;
+pub mod fit;
 pub mod imatrix;
 pub mod models;
 pub mod perplexity;
