@@ -32,6 +32,12 @@ if ! grep -qs "\"version\": \"$OPENAI_NPM_VERSION\"" "$npm_dir/node_modules/open
     "openai@$OPENAI_NPM_VERSION" "playwright-core@$PLAYWRIGHT_CORE_VERSION"
 fi
 
+# crates/slm-cli/tests/cli/convert.rs reads the safetensors files `slm convert` writes with the official Python
+# package (0.8.0: one small wheel, no dependencies; values are compared when numpy is present).
+SAFETENSORS_PY_VERSION=0.8.0
+python3 -c "import safetensors, sys; sys.exit(safetensors.__version__ != '$SAFETENSORS_PY_VERSION')" 2>/dev/null \
+  || python3 -m pip install --quiet --disable-pip-version-check "safetensors==$SAFETENSORS_PY_VERSION"
+
 echo "== tests"
 # The model-backed tests fail (instead of skipping) when the model is missing.
 export SLM_TEST_MODEL="$model" SLM_REQUIRE_MODEL=1

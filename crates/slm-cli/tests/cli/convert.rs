@@ -224,3 +224,66 @@ fn check_pytorch_golden(model: &Arc<GgufFile>, tokenizer: &Tokenizer) {
     }
     eprintln!("slm vs PyTorch (HF export): max |Δlogit| / max|logit| = {worst:.2e}");
 }
+
+/// The official Python `safetensors` package reads what `slm convert` writes: names, dtypes,
+/// shapes, `__metadata__`, and (with numpy) the same values. Skips when the package is missing,
+/// fails then under `SLM_REQUIRE_MODEL` (scripts/test.sh installs the pinned version).
+#[test]
+fn python_safetensors_package_reads_the_export() {
+    use slm_format::safetensors::SafetensorsFile;
+    use std::process::Command;
+    let py = std::env::var("SLM_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has = Command::new(&py).args(["-c", "import safetensors"]).output().is_ok_and(|o| o.status.success());
+    if !has {
+        assert!(
+            std::env::var_os("SLM_REQUIRE_MODEL").is_none(),
+            "the safetensors Python package is missing; scripts/test.sh installs the pinned version"
+        );
+        eprintln!("note: the safetensors Python package (for {py}) is not installed; skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ModelConfig {
+        arch: slm_model::Arch::Llama,
+        n_vocab: 48,
+        d_model: 32,
+        n_layer: 1,
+        n_head: 2,
+        n_kv_head: 2,
+        head_dim: 16,
+        d_ff: 40,
+        n_ctx_train: 64,
+        rms_eps: 1e-5,
+        rope_theta: 10_000.0,
+        tied_output: false,
+    };
+    let gguf = dir.path().join("m.gguf");
+    std::fs::write(&gguf, slm_model::random_init::random_llama_gguf(&cfg, GgmlType::F32, 5).unwrap()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/check_safetensors.py");
+    for dtype in ["f32", "f16", "bf16"] {
+        let hf = dir.path().join(dtype);
+        slm(&["convert", &p(&gguf), &p(&hf), "--dtype", dtype]).ok();
+        let file = hf.join("model.safetensors");
+        let out = Command::new(&py).arg(&script).arg(&file).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["metadata"]["format"], "pt");
+        let ours = SafetensorsFile::open(&file).unwrap();
+        let tensors = report["tensors"].as_object().unwrap();
+        assert_eq!(tensors.len(), ours.tensors().len());
+        for t in ours.tensors() {
+            let theirs = &tensors[&t.name];
+            assert_eq!(theirs["dtype"], t.dtype.name(), "{}", t.name);
+            assert_eq!(theirs["shape"], serde_json::json!(t.shape), "{}", t.name);
+            if let Some(sum) = theirs["sum"].as_f64() {
+                let values = ours.tensor_f32(t).unwrap();
+                let want: f64 = values.iter().map(|&v| v as f64).sum();
+                assert!((sum - want).abs() <= 1e-9 * want.abs().max(1.0), "{}: python sum {sum} vs {want}", t.name);
+                // Compared as f32: exact, whatever the last digit of the JSON text.
+                let first: Vec<f32> = theirs["first"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+                assert_eq!(first, values[..first.len()], "{}", t.name);
+                assert_eq!(first.len(), values.len().min(5));
+            }
+        }
+    }
+}
