@@ -8,6 +8,9 @@ use slm_model::Model;
 use slm_runtime::{encode_chat, ChatMessage, ChatTemplate, Tokenizer};
 use std::sync::Arc;
 
+/// Most contexts one worker keeps (each costs a full KV cache).
+pub const MAX_SLOTS: usize = 64;
+
 /// Sizes and names for an [`Engine`].
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -17,6 +20,9 @@ pub struct EngineOptions {
     pub n_ctx: usize,
     /// Prompt tokens per forward pass.
     pub n_batch: usize,
+    /// Contexts kept by the worker (each with its own KV cache, `n_ctx` tokens): a request goes
+    /// to the one sharing the longest prompt prefix, so several conversations keep their caches.
+    pub n_slots: usize,
 }
 
 /// Everything needed to generate: shared by the HTTP handlers (tokenizing) and the worker.
@@ -52,6 +58,12 @@ impl Engine {
             return Err(ServerError::Config(format!(
                 "context size {} is too small; use at least 2 tokens",
                 opts.n_ctx
+            )));
+        }
+        if opts.n_slots == 0 || opts.n_slots > MAX_SLOTS {
+            return Err(ServerError::Config(format!(
+                "{} slots requested; use 1 to {MAX_SLOTS}",
+                opts.n_slots
             )));
         }
         if opts.n_batch == 0 {

@@ -51,6 +51,8 @@ pub struct Outcome {
 pub struct Slot {
     ctx: Context,
     history: Vec<u32>,
+    /// When the slot last served a request (for least-recently-used choice).
+    last_used: Option<Instant>,
 }
 
 impl Slot {
@@ -61,7 +63,27 @@ impl Slot {
                 .model
                 .new_context(engine.opts.n_ctx, engine.opts.n_batch)?,
             history: Vec::new(),
+            last_used: None,
         })
+    }
+
+    /// How many leading tokens of `prompt` this slot's cache already holds.
+    pub fn shared_prefix(&self, prompt: &[u32]) -> usize {
+        self.history
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+    }
+
+    /// Tokens in the slot's cache.
+    pub fn cached_len(&self) -> usize {
+        self.history.len()
+    }
+
+    /// When the slot last served a request (`None`: never).
+    pub fn last_used(&self) -> Option<Instant> {
+        self.last_used
     }
 
     /// Runs one request. `max_tokens` is already checked to fit the context with the prompt.
@@ -73,6 +95,7 @@ impl Slot {
         max_tokens: usize,
         out: &mut dyn Output,
     ) -> Result<Outcome, ApiError> {
+        self.last_used = Some(Instant::now());
         let result = self.run(engine, prompt, params, max_tokens, out);
         if result.is_err() {
             // The context may be half-written: start from scratch next time.

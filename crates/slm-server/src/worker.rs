@@ -91,12 +91,14 @@ pub fn spawn(
     capacity: usize,
     metrics: Arc<Metrics>,
 ) -> Result<(Queue, JoinHandle<()>), ApiError> {
-    let slot = Slot::new(&engine)?;
+    let slots = (0..engine.opts.n_slots.max(1))
+        .map(|_| Slot::new(&engine))
+        .collect::<Result<Vec<_>, _>>()?;
     let (tx, rx) = sync_channel(capacity.max(1));
     let m = metrics.clone();
     let handle = std::thread::Builder::new()
         .name("slm-worker".into())
-        .spawn(move || run(&engine, slot, &rx, &m))
+        .spawn(move || run(&engine, slots, &rx, &m))
         .map_err(|e| ApiError::Internal(format!("cannot start the worker thread: {e}")))?;
     Ok((
         Queue {
@@ -123,7 +125,31 @@ impl Output for ChannelOutput<'_> {
     }
 }
 
-fn run(engine: &Engine, mut slot: Slot, rx: &Receiver<Job>, metrics: &Metrics) {
+/// The slot for `prompt`: the one that keeps the most of its cache for it (a continuation of
+/// its conversation, keeping at least 90% of what it holds); else a slot never used; else the
+/// least recently used one (a new conversation evicts the oldest, not one that merely shares a
+/// system prompt with it).
+fn pick<'s>(slots: &'s mut [Slot], prompt: &[u32]) -> Option<&'s mut Slot> {
+    let keeps_most =
+        |s: &Slot| s.cached_len() > 0 && s.shared_prefix(prompt) * 10 >= s.cached_len() * 9;
+    let index = slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| keeps_most(s))
+        .max_by_key(|(_, s)| s.shared_prefix(prompt))
+        .map(|(i, _)| i)
+        .or_else(|| slots.iter().position(|s| s.last_used().is_none()))
+        .or_else(|| {
+            slots
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, s)| s.last_used())
+                .map(|(i, _)| i)
+        })?;
+    slots.get_mut(index)
+}
+
+fn run(engine: &Engine, mut slots: Vec<Slot>, rx: &Receiver<Job>, metrics: &Metrics) {
     while let Ok(job) = rx.recv() {
         metrics.queue_depth.fetch_sub(1, Relaxed);
         metrics.queue_wait.observe(job.enqueued.elapsed());
@@ -134,6 +160,9 @@ fn run(engine: &Engine, mut slot: Slot, rx: &Receiver<Job>, metrics: &Metrics) {
         metrics.active.fetch_add(1, Relaxed);
         let mut out = ChannelOutput {
             events: &job.events,
+        };
+        let Some(slot) = pick(&mut slots, &job.prompt) else {
+            break;
         };
         let event = match slot.generate(engine, &job.prompt, &job.params, job.max_tokens, &mut out)
         {

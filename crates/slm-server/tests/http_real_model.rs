@@ -501,3 +501,36 @@ fn api_key_is_required_when_set() {
         "health needs no key"
     );
 }
+
+#[test]
+fn two_conversations_keep_their_caches_with_two_slots() {
+    let Some(t) = start(Opts {
+        slots: 2,
+        ..Opts::default()
+    }) else {
+        return;
+    };
+    let openers = [
+        "What is the capital of France?",
+        "Write a haiku about the sea.",
+    ];
+    let first: Vec<serde_json::Value> = openers
+        .iter()
+        .map(|q| post(&t.base, CHAT, &chat_body(q, 8), None).json())
+        .collect();
+    // Alternate: each follow-up must find its own conversation's cache, not the other's.
+    for (q, r) in openers.iter().zip(&first) {
+        let before = metric(&t.base, "slm_prompt_tokens_reused_total");
+        let body = json!({"messages": [
+            {"role": "user", "content": q},
+            {"role": "assistant", "content": r["choices"][0]["message"]["content"]},
+            {"role": "user", "content": "Thanks! One more, please."}], "max_tokens": 4, "temperature": 0});
+        assert_eq!(post(&t.base, CHAT, &body, None).status, 200);
+        let reused = metric(&t.base, "slm_prompt_tokens_reused_total") - before;
+        let n_first = r["usage"]["prompt_tokens"].as_f64().unwrap();
+        assert!(
+            reused >= n_first,
+            "{q:?}: reused {reused} tokens, its first turn had {n_first}"
+        );
+    }
+}

@@ -44,6 +44,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             model_id: model_id.clone(),
             n_ctx,
             n_batch: args.batch.max(1),
+            n_slots: usize::from(args.slots),
         },
     )
     .context("preparing the model for serving")?;

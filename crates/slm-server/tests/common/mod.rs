@@ -53,6 +53,7 @@ pub struct Opts {
     pub n_ctx: usize,
     pub queue: usize,
     pub max_body: usize,
+    pub slots: usize,
 }
 
 impl Default for Opts {
@@ -62,6 +63,7 @@ impl Default for Opts {
             n_ctx: 1024,
             queue: 8,
             max_body: 1 << 20,
+            slots: 1,
         }
     }
 }
@@ -99,6 +101,11 @@ pub fn start_empty(opts: Opts) -> Server {
 
 /// The engine for `loaded`.
 pub fn engine(loaded: &Loaded, n_ctx: usize) -> Engine {
+    engine_with_slots(loaded, n_ctx, 1)
+}
+
+/// The engine for `loaded` with `slots` contexts.
+pub fn engine_with_slots(loaded: &Loaded, n_ctx: usize, slots: usize) -> Engine {
     Engine::new(
         loaded.model.clone(),
         loaded.tokenizer.clone(),
@@ -108,6 +115,7 @@ pub fn engine(loaded: &Loaded, n_ctx: usize) -> Engine {
             model_id: "smollm2-test".into(),
             n_ctx,
             n_batch: 64,
+            n_slots: slots,
         },
     )
     .unwrap()
@@ -118,7 +126,10 @@ pub fn start(opts: Opts) -> Option<TestServer> {
     let loaded = load()?;
     let server = start_empty(opts);
     server
-        .install(engine(&loaded, opts.n_ctx), opts.queue)
+        .install(
+            engine_with_slots(&loaded, opts.n_ctx, opts.slots),
+            opts.queue,
+        )
         .unwrap();
     let base = format!("http://{}", server.local_addr());
     Some(TestServer {
