@@ -12,7 +12,6 @@ use std::arch::x86_64::*;
 
 use super::avx2::hsum;
 use crate::act::Q8KBlock;
-use crate::quant::kquants::q3k_scales;
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -88,6 +87,30 @@ unsafe fn q2_k<const NT: usize>(w: &[u8], a: [&[Q8KBlock]; NT]) -> [f32; NT] {
     std::array::from_fn(|t| hsum(acc[t]))
 }
 
+/// The sixteen signed 6-bit scales of a Q3_K block minus 32, with ggml's word-wise shuffle
+/// (a few shifts and masks instead of a byte loop: this runs once per 256 weights).
+#[inline]
+fn q3_scales(s: &[u8; 12]) -> [i8; 16] {
+    const KMASK1: u32 = 0x0303_0303;
+    const KMASK2: u32 = 0x0f0f_0f0f;
+    let a0 = u32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+    let a1 = u32::from_le_bytes([s[4], s[5], s[6], s[7]]);
+    let tmp = u32::from_le_bytes([s[8], s[9], s[10], s[11]]);
+    let words = [
+        (a0 & KMASK2) | ((tmp & KMASK1) << 4),
+        (a1 & KMASK2) | (((tmp >> 2) & KMASK1) << 4),
+        ((a0 >> 4) & KMASK2) | (((tmp >> 4) & KMASK1) << 4),
+        ((a1 >> 4) & KMASK2) | (((tmp >> 6) & KMASK1) << 4),
+    ];
+    let mut out = [0i8; 16];
+    for (k, w) in words.iter().enumerate() {
+        for (j, byte) in w.to_le_bytes().iter().enumerate() {
+            out[4 * k + j] = (*byte as i8).wrapping_sub(32);
+        }
+    }
+    out
+}
+
 /// Q3_K body (110-byte blocks: hmask[32], qs[64], scales[12], d) for `NT` tokens.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -102,7 +125,7 @@ unsafe fn q3_k<const NT: usize>(w: &[u8], a: [&[Q8KBlock]; NT]) -> [f32; NT] {
     let mut acc = [_mm256_setzero_ps(); NT];
     for i in 0..nb {
         let p = w.as_ptr().add(i * BYTES);
-        let sc = q3k_scales(std::slice::from_raw_parts(p.add(96), 12));
+        let sc = q3_scales(&*(p.add(96) as *const [u8; 12]));
         let scales = _mm256_cvtepi8_epi16(_mm_loadu_si128(sc.as_ptr() as *const __m128i));
         let d = f16_at(p.add(108));
         let y: [&Q8KBlock; NT] = std::array::from_fn(|t| a[t].get_unchecked(i));
@@ -147,4 +170,18 @@ pub(super) unsafe fn q3_k_q8k(w: &[u8], a: &[Q8KBlock]) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn q3_k_q8k_4(w: &[u8], a: [&[Q8KBlock]; 4]) -> [f32; 4] {
     q3_k::<4>(w, a)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn q3_scales_match_the_reference_unpacking() {
+        let mut s = [0u8; 12];
+        for seed in 0..256u32 {
+            for (k, b) in s.iter_mut().enumerate() {
+                *b = (seed.wrapping_mul(2_654_435_761).rotate_left(k as u32 * 5) >> 3) as u8;
+            }
+            assert_eq!(super::q3_scales(&s), crate::quant::kquants::q3k_scales(&s), "scales {s:?}");
+        }
+    }
 }
