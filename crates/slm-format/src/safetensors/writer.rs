@@ -124,7 +124,7 @@ impl SafetensorsWriter {
             offset = end;
         }
         let mut header = Value::Object(map).to_string().into_bytes();
-        while header.len() % 8 != 0 {
+        while !header.len().is_multiple_of(8) {
             header.push(b' ');
         }
         header

@@ -53,6 +53,13 @@ pub fn export_hf(
             cfg.arch.gguf_name()
         )));
     }
+    // The tokenizer first: an unsupported one fails before gigabytes are written.
+    let meta = gguf.metadata();
+    let tokenizer = if meta.contains_key("tokenizer.ggml.model") {
+        Some(gguf_tokenizer_to_hf(meta, cfg.n_ctx_train)?)
+    } else {
+        None
+    };
     std::fs::create_dir_all(out_dir).map_err(|e| HfError::io(out_dir, e))?;
     let mut st = SafetensorsWriter::new();
     st.add_metadata("format", "pt");
@@ -81,7 +88,6 @@ pub fn export_hf(
     let path = out_dir.join("model.safetensors");
     st.write_file(&path)?;
 
-    let meta = gguf.metadata();
     let id = |key: &str| meta.get_u32_opt(key);
     let (bos, eos, pad) =
         (id("tokenizer.ggml.bos_token_id")?, id("tokenizer.ggml.eos_token_id")?, id("tokenizer.ggml.padding_token_id")?);
@@ -113,15 +119,11 @@ pub fn export_hf(
     let generation = GenerationConfig { bos_token_id: bos, eos_token_id: eos.map(TokenIds::One), pad_token_id: pad, extra: BTreeMap::new() };
     write_json(&out_dir.join("generation_config.json"), &serde_json::to_value(&generation).unwrap_or(Value::Null))?;
 
-    let tokenizer = if meta.contains_key("tokenizer.ggml.model") {
-        let (tok, tok_cfg) = gguf_tokenizer_to_hf(meta, cfg.n_ctx_train)?;
-        write_json(&out_dir.join("tokenizer.json"), &tok)?;
-        write_json(&out_dir.join("tokenizer_config.json"), &tok_cfg)?;
-        true
-    } else {
-        false
-    };
-    Ok(ExportSummary { n_tensors: total, tokenizer })
+    if let Some((tok, tok_cfg)) = &tokenizer {
+        write_json(&out_dir.join("tokenizer.json"), tok)?;
+        write_json(&out_dir.join("tokenizer_config.json"), tok_cfg)?;
+    }
+    Ok(ExportSummary { n_tensors: total, tokenizer: tokenizer.is_some() })
 }
 
 fn write_json(path: &Path, value: &Value) -> Result<(), HfError> {

@@ -74,9 +74,7 @@ pub fn build_gguf(
         plan.push((hf.clone(), gguf));
     }
     plan.sort_by_key(|(_, g)| order_key(g));
-    if !cfg.tie_word_embeddings && !plan.iter().any(|(_, g)| g == "output.weight") {
-        return Err(HfError::tensor("lm_head.weight", "is missing and tie_word_embeddings is false"));
-    }
+    check_complete(&plan, cfg.num_hidden_layers, cfg.tie_word_embeddings)?;
     let total = plan.len();
     for (done, (hf, gguf)) in plan.iter().enumerate() {
         progress(Progress { done, total, name: hf });
@@ -145,7 +143,7 @@ impl Dims {
             Some(h) => to(h, "head_dim")?,
             None => d / n_head,
         };
-        if head_dim % 2 != 0 || n_head % n_kv_head != 0 {
+        if !head_dim.is_multiple_of(2) || !n_head.is_multiple_of(n_kv_head) {
             return unsupported(format!("head layout {n_head} heads / {n_kv_head} KV heads of {head_dim}"));
         }
         Ok(Dims { n_vocab: to(cfg.vocab_size, "vocab_size")?, n_head, n_kv_head, head_dim })
@@ -171,6 +169,31 @@ fn write_hparams(w: &mut GgufWriter, cfg: &LlamaConfig, dims: &Dims, name: &str,
         w.add_u32("llama.attention.key_length", dims.head_dim as u32);
         w.add_u32("llama.attention.value_length", dims.head_dim as u32);
     }
+}
+
+/// Checks that every tensor of a `n_layer`-block Llama is present and none beyond, before
+/// anything is converted (a clear error instead of a GGUF the loader later refuses).
+fn check_complete(plan: &[(String, String)], n_layer: u64, tied: bool) -> Result<(), HfError> {
+    let have: std::collections::HashSet<&str> = plan.iter().map(|(_, g)| g.as_str()).collect();
+    let hf_of = |g: &str| super::names::gguf_to_hf_name(g).unwrap_or_else(|| g.to_string());
+    let mut want = vec!["token_embd.weight".to_string(), "output_norm.weight".to_string()];
+    if !tied {
+        want.push("output.weight".into());
+    }
+    for i in 0..n_layer {
+        for s in ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"] {
+            want.push(format!("blk.{i}.{s}.weight"));
+        }
+    }
+    if let Some(missing) = want.iter().find(|g| !have.contains(g.as_str())) {
+        let why = if missing == "output.weight" { " and tie_word_embeddings is false" } else { "" };
+        return Err(HfError::tensor(&hf_of(missing), format!("is missing (config.json has {n_layer} layers){why}")));
+    }
+    if plan.len() > want.len() {
+        let extra = plan.iter().find(|(_, g)| !want.contains(g)).map_or("?", |(h, _)| h.as_str());
+        return Err(HfError::tensor(extra, format!("is beyond the {n_layer} layers config.json declares")));
+    }
+    Ok(())
 }
 
 /// Sort key: embedding, then blocks by index, then the rest.

@@ -62,11 +62,11 @@ pub fn unpermute_qk(w: &[f32], n_head: usize, cols: usize) -> Option<Vec<f32>> {
 }
 
 fn reorder(w: &[f32], n_head: usize, cols: usize, to_gguf: bool) -> Option<Vec<f32>> {
-    if n_head == 0 || cols == 0 || w.len() % (n_head * cols) != 0 {
+    if n_head == 0 || cols == 0 || !w.len().is_multiple_of(n_head * cols) {
         return None;
     }
     let head_dim = w.len() / n_head / cols;
-    if head_dim % 2 != 0 {
+    if !head_dim.is_multiple_of(2) {
         return None;
     }
     let half = head_dim / 2;

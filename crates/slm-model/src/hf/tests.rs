@@ -230,3 +230,39 @@ fn hf_tokenizer_edge_cases() {
     let err = hf_tokenizer_to_gguf(&files, 8, FallbackIds::default(), &mut GgufWriter::new()).unwrap_err();
     assert!(err.to_string().contains("WordPiece"), "{err}");
 }
+
+#[test]
+fn import_checks_layer_count_against_config() {
+    let cfg = tiny(true);
+    let original = GgufFile::from_bytes(random_llama_gguf(&cfg, GgmlType::F32, 3).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    export_hf(&original, dir.path(), &ExportOptions::default(), &mut no_progress()).unwrap();
+    let path = dir.path().join("config.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for (layers, needle) in [("3", "model.layers.2.input_layernorm.weight`: is missing"), ("1", "model.layers.1.")] {
+        std::fs::write(&path, text.replace("\"num_hidden_layers\": 2", &format!("\"num_hidden_layers\": {layers}"))).unwrap();
+        let err = build_gguf(dir.path(), &ImportOptions::default(), &mut no_progress()).unwrap_err();
+        assert!(err.to_string().contains(needle), "{layers}: {err}");
+    }
+}
+
+#[test]
+fn export_refuses_an_unsupported_tokenizer_before_writing() {
+    let cfg = tiny(true);
+    let mut file = GgufFile::from_bytes(random_llama_gguf(&cfg, GgmlType::F32, 3).unwrap()).unwrap();
+    let mut w = GgufWriter::new();
+    for (k, v) in file.metadata().iter() {
+        w.add(k, v.clone());
+    }
+    w.add_string("tokenizer.ggml.model", "llama");
+    w.add_str_array("tokenizer.ggml.tokens", &["<unk>"]);
+    for t in file.tensors() {
+        w.add_tensor(t.name.clone(), &t.dims, t.dtype, file.tensor_data(t).to_vec()).unwrap();
+    }
+    file = GgufFile::from_bytes(w.to_bytes().unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("hf");
+    let err = export_hf(&file, &out, &ExportOptions::default(), &mut no_progress()).unwrap_err();
+    assert!(err.to_string().contains("\"llama\""), "{err}");
+    assert!(!out.exists());
+}

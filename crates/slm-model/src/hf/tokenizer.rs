@@ -206,11 +206,13 @@ fn detect_pre(pre: &Value) -> Result<&'static str, HfError> {
     if ty(pre) == "Sequence" {
         let steps = pre.get("pretokenizers").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
         match steps {
-            [digits, bl] if ty(digits) == "Digits" && byte_level_regex(bl) => {
-                if digits.get("individual_digits").and_then(Value::as_bool) == Some(true) {
-                    // \p{N} then GPT-2: llama.cpp's "smollm" (same regexes as starcoder).
-                    return Ok("smollm");
-                }
+            // \p{N} then GPT-2: llama.cpp's "smollm" (same regexes as starcoder).
+            [digits, bl]
+                if ty(digits) == "Digits"
+                    && byte_level_regex(bl)
+                    && digits.get("individual_digits").and_then(Value::as_bool) == Some(true) =>
+            {
+                return Ok("smollm")
             }
             [split, bl] if ty(bl) == "ByteLevel" && !byte_level_regex(bl) => match split_re(split).as_deref() {
                 Some(LLAMA3_RE) => return Ok("llama-bpe"),
