@@ -64,8 +64,12 @@ pub struct Workspace {
     inv_rms_f: Vec<f32>,
     /// Final normalised hidden states `[N][D]`.
     xn_f: Vec<f32>,
-    /// Logits `[N][V]`; after the loss, their gradient.
+    /// Rows per output-head chunk when set (tests); otherwise [`head_rows`] decides.
+    head_rows_override: Option<usize>,
+    /// Logits `[N][V]` of [`TrainModel::forward`] (inference-style use; training never fills it).
     logits: Vec<f32>,
+    /// Logits of one row chunk of the output head `[rows][V]`, then their gradient.
+    head: Vec<f32>,
     // Backward scratch.
     dx: Vec<f32>,
     dxn: Vec<f32>,
@@ -84,7 +88,23 @@ impl Workspace {
         Workspace::default()
     }
 
-    /// Logits `[N][V]` of the last [`TrainModel::forward`] (the loss gradient after a backward).
+    /// A workspace whose output head (logits + cross-entropy) runs `rows` tokens at a time
+    /// instead of the default ~16 MiB of logits per chunk (tests use it to cover chunking).
+    pub fn with_head_rows(rows: usize) -> Workspace {
+        Workspace {
+            head_rows_override: Some(rows.max(1)),
+            ..Workspace::default()
+        }
+    }
+
+    fn head_rows(&self, n: usize, v: usize) -> usize {
+        match self.head_rows_override {
+            Some(r) => r.min(n.max(1)),
+            None => head_rows(n, v),
+        }
+    }
+
+    /// Logits `[N][V]` of the last [`TrainModel::forward`] (training steps do not fill them).
     pub fn logits(&self) -> &[f32] {
         &self.logits
     }
@@ -127,7 +147,8 @@ impl Workspace {
             .collect();
         self.inv_rms_f = z(n);
         self.xn_f = z(n * d);
-        self.logits = z(n * v);
+        self.logits = Vec::new();
+        self.head = z(self.head_rows(n, v) * v);
         self.dx = z(n * d);
         self.dxn = z(n * d);
         self.d_f1 = z(n * f);
@@ -138,6 +159,14 @@ impl Workspace {
         self.dk = z(n * kv);
         self.dv = z(n * kv);
     }
+}
+
+/// Floats of one output-head chunk (16 MiB): bounds the logits memory for large vocabularies.
+const HEAD_CHUNK_FLOATS: usize = 1 << 22;
+
+/// Rows per output-head chunk: as many as fit [`HEAD_CHUNK_FLOATS`], at least 16, at most `n`.
+fn head_rows(n: usize, v: usize) -> usize {
+    (HEAD_CHUNK_FLOATS / v.max(1)).max(16).min(n.max(1))
 }
 
 /// `&buf[off..off + len]`, for tensors whose offsets come from the layout.
@@ -171,17 +200,17 @@ impl TrainModel {
     pub fn memory_estimate(&self, b: usize, t: usize) -> u64 {
         let c = &self.cfg;
         let (n, l) = ((b * t) as u64, c.n_layer as u64);
-        let (d, q, kv, f, v) = (
+        let (d, q, kv, f) = (
             c.d_model as u64,
             c.q_dim() as u64,
             c.kv_dim() as u64,
             c.d_ff as u64,
-            c.n_vocab as u64,
         );
         let per_layer = n * (4 * d + 2 * q + 2 * kv + 3 * f + 2) + (b * c.n_head * t * t) as u64;
         let floats = 4 * self.layout.len() as u64
             + l * per_layer
-            + n * (3 * d + v + 3 * f + 3 * q + 2 * kv)
+            + n * (3 * d + 3 * f + 3 * q + 2 * kv)
+            + (head_rows(b * t, c.n_vocab) * c.n_vocab) as u64
             + (t * t) as u64;
         floats * 4
     }
@@ -227,6 +256,22 @@ impl TrainModel {
     /// Runs `tokens` (`B` sequences of `seq_len`, each starting at position 0) through the model,
     /// saving activations in `ws`; the logits `[N][V]` are in [`Workspace::logits`].
     pub fn forward(
+        &self,
+        params: &[f32],
+        tokens: &[u32],
+        seq_len: usize,
+        ws: &mut Workspace,
+    ) -> Result<(), TrainError> {
+        self.forward_hidden(params, tokens, seq_len, ws)?;
+        let (n, d, v) = (tokens.len(), self.cfg.d_model, self.cfg.n_vocab);
+        ws.logits.resize(n * v, 0.0);
+        let w = seg(params, self.layout.output_head(), v * d);
+        matmul_nt(&mut ws.logits, &ws.xn_f, w, n, v, d, false);
+        Ok(())
+    }
+
+    /// The blocks and the final norm: leaves the normalised hidden states `[N][D]` in `ws.xn_f`.
+    fn forward_hidden(
         &self,
         params: &[f32],
         tokens: &[u32],
@@ -341,27 +386,26 @@ impl TrainModel {
             &mut ws.xn_f,
             &mut ws.inv_rms_f,
         );
-        matmul_nt(
-            &mut ws.logits,
-            &ws.xn_f,
-            seg(params, l.output_head(), v * d),
-            n,
-            v,
-            d,
-            false,
-        );
         Ok(())
     }
 
-    /// Summed cross-entropy of the next-token `targets` `[N]` under the logits of the last
-    /// [`forward`](Self::forward), replacing the logits by the gradient of `scale × loss_sum`.
-    pub fn loss(&self, ws: &mut Workspace, targets: &[u32], scale: f32) -> Result<f64, TrainError> {
-        let v = self.cfg.n_vocab;
-        if targets.len() * v != ws.logits.len() {
+    /// Output head and cross-entropy over row chunks (so `[N][V]` logits never exist at once):
+    /// returns the summed loss of `targets` `[N]`; with `grads`, also writes `∂(scale·loss)/∂xn_f`
+    /// into `ws.dxn` and adds the head's weight gradient.
+    fn head_loss(
+        &self,
+        params: &[f32],
+        mut grads: Option<&mut [f32]>,
+        targets: &[u32],
+        scale: f32,
+        ws: &mut Workspace,
+    ) -> Result<f64, TrainError> {
+        let (d, v) = (self.cfg.d_model, self.cfg.n_vocab);
+        let n = ws.b * ws.t;
+        if targets.len() != n {
             return Err(TrainError::InvalidArgument(format!(
-                "{} targets for {} logit rows",
-                targets.len(),
-                ws.logits.len() / v
+                "{} targets for {n} tokens",
+                targets.len()
             )));
         }
         if let Some(&id) = targets.iter().find(|&&id| id as usize >= v) {
@@ -369,12 +413,32 @@ impl TrainModel {
                 "target id {id} >= vocabulary size {v}"
             )));
         }
-        Ok(ops::cross_entropy_in_place(
-            &mut ws.logits,
-            targets,
-            v,
-            scale,
-        ))
+        let rows = ws.head_rows(n, v);
+        let off = self.layout.output_head();
+        let w = seg(params, off, v * d);
+        let mut loss = 0.0;
+        let Workspace {
+            xn_f, head, dxn, ..
+        } = ws;
+        for (i, (x, tg)) in xn_f.chunks(rows * d).zip(targets.chunks(rows)).enumerate() {
+            let m = tg.len();
+            let logits = &mut head[..m * v];
+            matmul_nt(logits, x, w, m, v, d, false);
+            loss += ops::cross_entropy_in_place(logits, tg, v, scale);
+            if let Some(g) = grads.as_deref_mut() {
+                matmul_nn(
+                    &mut dxn[i * rows * d..(i * rows + m) * d],
+                    logits,
+                    w,
+                    m,
+                    d,
+                    v,
+                    false,
+                );
+                matmul_tn(seg_mut(g, off, v * d), logits, x, v, d, m, true);
+            }
+        }
+        Ok(loss)
     }
 
     /// Forward, loss and backward of one micro-batch: adds `∂(scale·Σ loss)/∂params` into
@@ -404,13 +468,13 @@ impl TrainModel {
                 tokens.len()
             )));
         }
-        self.forward(params, tokens, seq_len, ws)?;
-        let loss = self.loss(ws, targets, scale)?;
+        self.forward_hidden(params, tokens, seq_len, ws)?;
+        let loss = self.head_loss(params, Some(&mut *grads), targets, scale, ws)?;
         self.backward(params, grads, tokens, ws);
         Ok(loss)
     }
 
-    /// The backward pass, from the logit gradient left in `ws.logits` by [`loss`](Self::loss).
+    /// The backward pass from the final norm down, starting from `ws.dxn` left by `head_loss`.
     fn backward(&self, params: &[f32], grads: &mut [f32], tokens: &[u32], ws: &mut Workspace) {
         let c = &self.cfg;
         let (n, t) = (ws.b * ws.t, ws.t);
@@ -421,8 +485,6 @@ impl TrainModel {
             resid,
             blocks,
             inv_rms_f,
-            xn_f,
-            logits,
             dx,
             dxn,
             d_f1,
@@ -436,25 +498,7 @@ impl TrainModel {
         } = ws;
         let Some(rope) = rope.as_ref() else { return };
 
-        // Output head and final norm.
-        matmul_nn(
-            dxn,
-            logits,
-            seg(params, l.output_head(), v * d),
-            n,
-            d,
-            v,
-            false,
-        );
-        matmul_tn(
-            seg_mut(grads, l.output_head(), v * d),
-            logits,
-            xn_f,
-            v,
-            d,
-            n,
-            true,
-        );
+        // Final norm (the head's gradient is already in dxn, from head_loss).
         dx.fill(0.0);
         let (w, x) = (seg(params, l.output_norm, d), &resid[c.n_layer]);
         ops::rms_norm_backward(x, w, inv_rms_f, dxn, dx, seg_mut(grads, l.output_norm, d));
@@ -529,7 +573,7 @@ impl TrainModel {
         seq_len: usize,
         ws: &mut Workspace,
     ) -> Result<f64, TrainError> {
-        self.forward(params, tokens, seq_len, ws)?;
-        Ok(self.loss(ws, targets, 0.0)? / targets.len() as f64)
+        self.forward_hidden(params, tokens, seq_len, ws)?;
+        Ok(self.head_loss(params, None, targets, 0.0, ws)? / targets.len() as f64)
     }
 }

@@ -85,3 +85,42 @@ fn tied_model_gradients_match_finite_differences() {
 fn untied_model_gradients_match_finite_differences() {
     check_model(false, 20);
 }
+
+#[test]
+fn chunked_output_head_gives_the_same_loss_and_gradients() {
+    // 10 tokens in head chunks of 3 (4 chunks, the last ragged) against one chunk.
+    let cfg = tiny_config(true);
+    let model = TrainModel::new(cfg.clone()).unwrap();
+    let params = lively_params(model.layout(), 5);
+    let (tokens, targets) = (
+        random_tokens(10, cfg.n_vocab, 6),
+        random_tokens(10, cfg.n_vocab, 7),
+    );
+    let run = |ws: &mut Workspace| {
+        let mut g = vec![0.0f32; params.len()];
+        let loss = model
+            .forward_backward(&params, &mut g, &tokens, &targets, 5, 0.1, ws)
+            .unwrap();
+        (loss, g)
+    };
+    let (l1, g1) = run(&mut Workspace::new());
+    let (l3, g3) = run(&mut Workspace::with_head_rows(3));
+    assert!((l1 - l3).abs() < 1e-9 * l1.abs(), "{l1} vs {l3}");
+    let scale = g1.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+    for (a, b) in g1.iter().zip(&g3) {
+        assert!((a - b).abs() <= 1e-6 * scale, "{a} vs {b}");
+    }
+    let e1 = model
+        .eval_loss(&params, &tokens, &targets, 5, &mut Workspace::new())
+        .unwrap();
+    let e3 = model
+        .eval_loss(
+            &params,
+            &tokens,
+            &targets,
+            5,
+            &mut Workspace::with_head_rows(3),
+        )
+        .unwrap();
+    assert!((e1 - e3).abs() < 1e-9 && (e1 - l1 / 10.0).abs() < 1e-6);
+}
