@@ -55,7 +55,7 @@ fn task_ids(hd: Heads, b_count: usize) -> Vec<(usize, usize)> {
 /// `out[t,h] = Σ_{s≤t} softmax_s(q[t,h]·k[s,g]/√Dh) v[s,g]`; saves the probabilities.
 ///
 /// Tasks are (sequence, KV head) pairs; per query head, `S = Q_h·K_gᵀ/√Dh` and `O_h = P·V_g` are
-/// strided GEMMs over causal tiles (see [`TILE`]). Each task writes its heads into a scratch
+/// strided GEMMs over causal tiles of 64 query rows. Each task writes its heads into a scratch
 /// block, scattered into `out` afterwards (head columns of `out` interleave across tasks).
 ///
 /// # Shapes
