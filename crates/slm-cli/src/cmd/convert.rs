@@ -77,7 +77,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
             );
         }
         let file = GgufFile::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
-        let summary = export_hf(&file, &args.output, &ExportOptions { dtype }, &mut progress)
+        let summary = export_hf(&file, &args.output, &ExportOptions { dtype, ..ExportOptions::default() }, &mut progress)
             .with_context(|| format!("converting {} to the Hugging Face layout", args.input.display()))?;
         bar.finish_and_clear();
         outln!(

@@ -252,3 +252,39 @@ fn empty_dir_says_what_is_missing() {
     let err = SafetensorsModel::open_dir(dir.path()).unwrap_err();
     assert!(err.to_string().contains("model.safetensors"), "{err}");
 }
+
+#[test]
+fn streaming_writer_matches_the_in_memory_one_and_checks_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let specs = vec![
+        TensorSpec { name: "a".into(), dtype: Dtype::F32, shape: vec![2, 3] },
+        TensorSpec { name: "b".into(), dtype: Dtype::F16, shape: vec![3] },
+    ];
+    let values: [&[f32]; 2] = [&[1.0, -2.0, 3.5, 0.0, 1e-3, 7.0], &[0.5, -1.0, 2.0]];
+    let mut meta = std::collections::BTreeMap::new();
+    meta.insert("format".to_string(), "pt".to_string());
+    let path = dir.path().join("s.safetensors");
+    write_streaming::<SafetensorsError>(&path, &meta, &specs, |i| from_f32("x", specs[i].dtype, values[i])).unwrap();
+    let mut w = SafetensorsWriter::new();
+    w.add_metadata("format", "pt");
+    w.add_f32("a", Dtype::F32, &[2, 3], values[0]).unwrap();
+    w.add_f32("b", Dtype::F16, &[3], values[1]).unwrap();
+    assert_eq!(fs::read(&path).unwrap(), w.to_bytes());
+
+    // A wrong-sized tensor or a failing producer leaves no file behind.
+    let bad = dir.path().join("bad.safetensors");
+    let err = write_streaming::<SafetensorsError>(&bad, &meta, &specs, |_| Ok(vec![0u8; 3])).unwrap_err();
+    assert!(err.to_string().contains("fill produced 3 bytes"), "{err}");
+    let err = write_streaming(&bad, &meta, &specs, |i| {
+        if i == 1 {
+            Err(SafetensorsError::NotFloat { tensor: "b".into(), dtype: "I8" })
+        } else {
+            from_f32("a", Dtype::F32, values[0])
+        }
+    })
+    .unwrap_err();
+    assert!(matches!(err, SafetensorsError::NotFloat { .. }), "{err}");
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    let dup = vec![specs[0].clone(), specs[0].clone()];
+    assert!(write_streaming::<SafetensorsError>(&bad, &meta, &dup, |_| Ok(vec![])).is_err());
+}

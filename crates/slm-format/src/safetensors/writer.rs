@@ -176,3 +176,78 @@ pub fn from_f32(name: &str, dtype: Dtype, values: &[f32]) -> Result<Vec<u8>, Saf
         }
     })
 }
+
+/// A tensor whose bytes [`write_streaming`] asks for when it reaches it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorSpec {
+    /// Tensor name.
+    pub name: String,
+    /// Element type.
+    pub dtype: Dtype,
+    /// Shape (row-major).
+    pub shape: Vec<u64>,
+}
+
+impl TensorSpec {
+    /// Bytes of data: shape product × dtype size (`None` on overflow).
+    pub fn n_bytes(&self) -> Option<u64> {
+        self.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).and_then(|n| n.checked_mul(self.dtype.size()))
+    }
+}
+
+/// Writes a safetensors file atomically, producing one tensor's bytes at a time with
+/// `fill(index)` (so a multi-gigabyte model never sits in memory whole). The header is built
+/// from `specs` up front; a `fill` result of the wrong length is an error.
+pub fn write_streaming<E: From<SafetensorsError>>(
+    path: &Path,
+    metadata: &BTreeMap<String, String>,
+    specs: &[TensorSpec],
+    mut fill: impl FnMut(usize) -> Result<Vec<u8>, E>,
+) -> Result<(), E> {
+    let mut map = Map::new();
+    if !metadata.is_empty() {
+        map.insert("__metadata__".into(), json!(metadata));
+    }
+    let mut names = HashSet::new();
+    let mut offset = 0u64;
+    for s in specs {
+        let bad = |reason: &str| SafetensorsError::Write { tensor: s.name.clone(), reason: reason.to_string() };
+        if s.name.is_empty() || s.name == "__metadata__" || !names.insert(s.name.as_str()) {
+            return Err(bad("the name is empty, reserved or a duplicate").into());
+        }
+        let end = s.n_bytes().and_then(|n| offset.checked_add(n)).ok_or_else(|| bad("the shape overflows"))?;
+        map.insert(s.name.clone(), json!({ "dtype": s.dtype.name(), "shape": s.shape, "data_offsets": [offset, end] }));
+        offset = end;
+    }
+    let mut header = Value::Object(map).to_string().into_bytes();
+    while !header.len().is_multiple_of(8) {
+        header.push(b' ');
+    }
+    // The closure below speaks io::Error; the caller's own error is carried out beside it.
+    let mut failure: Option<E> = None;
+    let result = crate::atomic::write_atomic(path, |w| {
+        w.write_all(&(header.len() as u64).to_le_bytes())?;
+        w.write_all(&header)?;
+        for (i, s) in specs.iter().enumerate() {
+            let data = match fill(i) {
+                Ok(d) => d,
+                Err(e) => {
+                    failure = Some(e);
+                    return Err(std::io::Error::other("tensor data could not be produced"));
+                }
+            };
+            if Some(data.len() as u64) != s.n_bytes() {
+                let reason = format!("fill produced {} bytes, the shape needs {:?}", data.len(), s.n_bytes());
+                failure = Some(SafetensorsError::Write { tensor: s.name.clone(), reason }.into());
+                return Err(std::io::Error::other("wrong tensor size"));
+            }
+            w.write_all(&data)?;
+        }
+        Ok(())
+    });
+    match (failure, result) {
+        (Some(e), _) => Err(e),
+        (None, Err(e)) => Err(SafetensorsError::io(path, e).into()),
+        (None, Ok(())) => Ok(()),
+    }
+}

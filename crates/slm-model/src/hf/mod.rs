@@ -15,7 +15,7 @@ mod import;
 mod names;
 mod tokenizer;
 
-pub use export::{export_hf, ExportOptions, ExportSummary};
+pub use export::{export_hf, ExportOptions, ExportSummary, DEFAULT_MAX_SHARD_BYTES};
 pub use import::{build_gguf, import_hf, ImportOptions, ImportSummary};
 pub use names::{gguf_to_hf_name, hf_to_gguf_name, permute_qk, unpermute_qk};
 pub use tokenizer::{gguf_tokenizer_to_hf, hf_tokenizer_to_gguf, FallbackIds, HfTokenizerFiles};

@@ -123,7 +123,7 @@ fn f16_and_bf16_exports_read_back_within_rounding() {
     let original = GgufFile::from_bytes(random_llama_gguf(&cfg, GgmlType::F32, 3).unwrap()).unwrap();
     for (ft, dtype, tol) in [(FloatType::F16, Dtype::F16, 1e-3f32), (FloatType::BF16, Dtype::BF16, 8e-3)] {
         let dir = tempfile::tempdir().unwrap();
-        export_hf(&original, dir.path(), &ExportOptions { dtype: ft }, &mut no_progress()).unwrap();
+        export_hf(&original, dir.path(), &ExportOptions { dtype: ft, ..ExportOptions::default() }, &mut no_progress()).unwrap();
         let st = SafetensorsFile::open(&dir.path().join("model.safetensors")).unwrap();
         let e = st.tensor("model.embed_tokens.weight").unwrap();
         assert_eq!(e.dtype, dtype);
@@ -265,4 +265,43 @@ fn export_refuses_an_unsupported_tokenizer_before_writing() {
     let err = export_hf(&file, &out, &ExportOptions::default(), &mut no_progress()).unwrap_err();
     assert!(err.to_string().contains("\"llama\""), "{err}");
     assert!(!out.exists());
+}
+
+#[test]
+fn sharded_export_writes_an_index_and_imports_identically() {
+    let cfg = tiny(false);
+    let bytes = random_llama_gguf(&cfg, GgmlType::F32, 11).unwrap();
+    let original = GgufFile::from_bytes(bytes).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A single file first, then shards of at most 40 kB into the same directory.
+    export_hf(&original, dir.path(), &ExportOptions::default(), &mut no_progress()).unwrap();
+    let opts = ExportOptions { max_shard_bytes: 40_000, ..ExportOptions::default() };
+    export_hf(&original, dir.path(), &opts, &mut no_progress()).unwrap();
+    assert!(!dir.path().join("model.safetensors").exists(), "the stale single file must go");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("model.safetensors.index.json")).unwrap()).unwrap();
+    let map = index["weight_map"].as_object().unwrap();
+    assert_eq!(map.len(), original.tensors().len());
+    let mut shards: Vec<&str> = map.values().map(|v| v.as_str().unwrap()).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    assert!(shards.len() >= 3, "{shards:?}");
+    for s in &shards {
+        let len = std::fs::metadata(dir.path().join(s)).unwrap().len();
+        // One tensor (the 96x64 f32 embedding = 24.6 kB) plus header may reach the limit alone.
+        assert!(len <= 40_000 + 4096, "{s}: {len} bytes");
+    }
+    let total: u64 = original.tensors().iter().map(|t| t.n_bytes).sum();
+    assert_eq!(index["metadata"]["total_size"].as_u64(), Some(total));
+
+    let out = dir.path().join("back.gguf");
+    import_hf(dir.path(), &out, &ImportOptions::default(), &mut no_progress()).unwrap();
+    let back = GgufFile::open(&out).unwrap();
+    for t in original.tensors() {
+        assert!(original.tensor_data(t) == back.tensor_data(back.tensor(&t.name).unwrap()), "{}", t.name);
+    }
+    // And back to one file: the index goes.
+    export_hf(&original, dir.path(), &ExportOptions::default(), &mut no_progress()).unwrap();
+    assert!(!dir.path().join("model.safetensors.index.json").exists());
+    assert!(dir.path().join("model.safetensors").exists());
 }
