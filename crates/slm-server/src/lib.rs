@@ -35,6 +35,7 @@
 pub mod engine;
 pub mod error;
 pub mod generate;
+pub mod listener;
 pub mod metrics;
 pub mod params;
 pub mod respond;

@@ -86,7 +86,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self, loaded: bool) -> String {
+    pub fn render(&self, loaded: bool, connections_open: usize) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# HELP slm_http_requests_total HTTP responses by route and status.\n# TYPE slm_http_requests_total counter");
         if let Ok(m) = self.http.lock() {
@@ -141,6 +141,11 @@ impl Metrics {
                 "1 once the model is loaded.",
                 usize::from(loaded),
             ),
+            (
+                "slm_connections_open",
+                "Open HTTP connections.",
+                connections_open,
+            ),
         ];
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
@@ -188,12 +193,13 @@ mod tests {
         m.count_http("/v1/models", 200);
         m.count_http("/v1/models", 200);
         m.queue_depth.store(3, Relaxed);
-        let s = m.render(true);
+        let s = m.render(true, 4);
         assert!(
             s.contains("slm_http_requests_total{route=\"/v1/models\",status=\"200\"} 2"),
             "{s}"
         );
         assert!(s.contains("slm_queue_depth 3"), "{s}");
         assert!(s.contains("slm_model_loaded 1"), "{s}");
+        assert!(s.contains("slm_connections_open 4"), "{s}");
     }
 }

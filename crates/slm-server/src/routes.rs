@@ -44,6 +44,9 @@ pub struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) ready: OnceLock<Ready>,
     pub(crate) started: u64,
+    /// One permit per connection that may still open.
+    pub(crate) connections: Arc<tokio::sync::Semaphore>,
+    pub(crate) max_connections: usize,
 }
 
 impl AppState {
@@ -135,7 +138,10 @@ async fn health(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
 }
 
 async fn metrics(State(s): State<Arc<AppState>>) -> Response {
-    let body = s.metrics.render(s.ready.get().is_some());
+    let open = s
+        .max_connections
+        .saturating_sub(s.connections.available_permits());
+    let body = s.metrics.render(s.ready.get().is_some(), open);
     (
         StatusCode::OK,
         [(

@@ -4,6 +4,7 @@
 
 use crate::engine::Engine;
 use crate::error::ServerError;
+use crate::listener::LimitedListener;
 use crate::metrics::Metrics;
 use crate::params::RequestLimits;
 use crate::routes::{self, AppState, Ready};
@@ -30,6 +31,8 @@ pub struct ServerConfig {
     pub handle_signals: bool,
     /// Threads of the async runtime (HTTP only; generation runs on the model's pool).
     pub http_threads: usize,
+    /// Most connections open at once; more wait in the kernel's backlog until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +45,7 @@ impl Default for ServerConfig {
             limits: RequestLimits::default(),
             handle_signals: false,
             http_threads: 2,
+            max_connections: 256,
         }
     }
 }
@@ -57,9 +61,14 @@ pub struct Server {
 impl Server {
     /// Binds `config.addr` and starts serving (503 on model endpoints until [`install`](Self::install)).
     pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
-        if config.queue_capacity == 0 || config.max_body_bytes == 0 || config.http_threads == 0 {
+        if config.queue_capacity == 0
+            || config.max_body_bytes == 0
+            || config.http_threads == 0
+            || config.max_connections == 0
+        {
             return Err(ServerError::Config(
-                "queue capacity, body limit and HTTP threads must be at least 1".into(),
+                "queue capacity, body limit, HTTP threads and connection limit must be at least 1"
+                    .into(),
             ));
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -78,7 +87,11 @@ impl Server {
             addr: config.addr.clone(),
             reason,
         })?;
+        let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+        let listener = LimitedListener::new(listener, permits.clone());
         let state = Arc::new(AppState {
+            connections: permits,
+            max_connections: config.max_connections,
             api_key: config.api_key.clone().filter(|k| !k.is_empty()),
             max_body_bytes: config.max_body_bytes,
             limits: config.limits,

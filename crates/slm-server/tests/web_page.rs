@@ -166,3 +166,47 @@ fn binding_a_used_port_says_what_to_do() {
     assert!(bad.is_err(), "a zero queue capacity is refused");
     first.shutdown().unwrap();
 }
+
+#[test]
+fn connections_beyond_the_limit_wait_for_a_free_one() {
+    let server = slm_server::Server::start(slm_server::ServerConfig {
+        addr: "127.0.0.1:0".into(),
+        max_connections: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    let addr = server.local_addr();
+    let health = |timeout: u64| {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(timeout)))
+            .build()
+            .into();
+        agent
+            .get(format!("http://{addr}/metrics"))
+            .call()
+            .map(|mut r| r.body_mut().read_to_string().unwrap_or_default())
+    };
+    // Two idle connections (a slow client that never sends a request) take both places.
+    let idle: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        health(1).is_err(),
+        "a third connection must wait while two are open"
+    );
+    drop(idle);
+    let metrics = health(10).expect("served once a connection closed");
+    // This one, maybe with the timed-out attempt still being closed: never more than the cap.
+    let open: usize = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("slm_connections_open "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the connection gauge is reported");
+    assert!(
+        (1..=2).contains(&open),
+        "{open} connections open with a cap of 2"
+    );
+    server.shutdown().unwrap();
+}

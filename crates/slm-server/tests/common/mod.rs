@@ -95,6 +95,7 @@ pub fn start_empty(opts: Opts) -> Server {
         limits: RequestLimits::default(),
         handle_signals: false,
         http_threads: 2,
+        max_connections: 64,
     })
     .unwrap()
 }
