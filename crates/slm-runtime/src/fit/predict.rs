@@ -4,9 +4,10 @@ use super::footprint::Footprint;
 use super::profile::DeviceProfile;
 use slm_model::ContextBytes;
 
-/// Tokenizer tables (vocabulary strings, merges, lookup maps) per vocabulary entry, in bytes;
-/// measured on SmolLM2's 49,152-token BPE vocabulary (docs/BENCHMARKS.md, `slm fit`).
-const TOKENIZER_BYTES_PER_TOKEN: u64 = 400;
+/// Tokenizer tables (vocabulary strings, merges, lookup maps) per vocabulary entry, in bytes:
+/// peak RSS minus weights, KV cache and buffers was ~2.5 MB above the bare binary for SmolLM2's
+/// 49,152-token BPE vocabulary (bench/fit_check.py, docs/BENCHMARKS.md).
+const TOKENIZER_BYTES_PER_TOKEN: u64 = 50;
 /// Pool jobs per block and forward pass: QKV, attention, output projection, gate/up, down.
 const JOBS_PER_LAYER: f64 = 5.0;
 
