@@ -32,6 +32,15 @@ if ! grep -qs "\"version\": \"$OPENAI_NPM_VERSION\"" "$npm_dir/node_modules/open
     "openai@$OPENAI_NPM_VERSION" "playwright-core@$PLAYWRIGHT_CORE_VERSION"
 fi
 
+# The chat page test needs a real browser: Debian's chromium (installed here when missing, as root or via sudo).
+if [ ! -x /usr/bin/chromium ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null; } \
+    || echo "warning: could not install chromium; the browser test will be skipped"
+fi
+# With chromium present, the browser test must run (not skip).
+[ -x /usr/bin/chromium ] && export SLM_REQUIRE_BROWSER=1
+
 # crates/slm-cli/tests/cli/convert.rs reads the safetensors files `slm convert` writes with the official Python
 # package (0.8.0: one small wheel, no dependencies; values are compared when numpy is present).
 SAFETENSORS_PY_VERSION=0.8.0
