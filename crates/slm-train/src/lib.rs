@@ -14,7 +14,9 @@
 //! against PyTorch (`reference/train_golden.py`).
 //!
 //! Entry points: [`Trainer`] (one optimizer step at a time, checkpoints, export) and [`run()`]
-//! (a whole run with validation and checkpoint cadence, for front ends). Training is
+//! (a whole run with validation and checkpoint cadence, for front ends); [`config_file`],
+//! [`job`], [`metrics`], [`plot`] and [`bpe`] (tokenizer training) serve `slm train` and
+//! `slm tokenizer train`. Training is
 //! deterministic for a seed and a thread count (rayon's pool).
 //!
 //! ```
@@ -46,16 +48,21 @@
 #![warn(missing_docs)]
 
 pub mod attention;
+pub mod bpe;
 pub mod checkpoint;
+pub mod config_file;
 pub mod data;
 pub mod error;
 pub mod export;
 pub mod init;
+pub mod job;
 pub mod layout;
 pub mod matmul;
+pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod optim;
+pub mod plot;
 pub mod rng;
 pub mod run;
 pub mod schedule;
