@@ -35,7 +35,7 @@ pub enum HfConfigError {
         reason: String,
     },
     /// A `model_type` slm cannot convert.
-    #[error("{path}: model_type \"{model_type}\" is not supported (supported: llama, mistral, smollm via llama; bert)")]
+    #[error("{path}: model_type \"{model_type}\" is not supported (supported: llama (SmolLM, Llama), mistral, qwen2; bert)")]
     Unsupported {
         /// The file.
         path: PathBuf,
@@ -68,13 +68,14 @@ fn default_rope_theta() -> f64 {
     10_000.0
 }
 
-/// `config.json` of `LlamaForCausalLM` (Llama 1-3, SmolLM/SmolLM2, Mistral-style configs).
+/// `config.json` of `LlamaForCausalLM` (Llama 1-3, SmolLM/SmolLM2, Mistral-style configs) and of
+/// `Qwen2ForCausalLM`, whose schema is the same.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LlamaConfig {
     /// E.g. `["LlamaForCausalLM"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub architectures: Option<Vec<String>>,
-    /// `"llama"`.
+    /// `"llama"`, `"mistral"` or `"qwen2"`.
     pub model_type: String,
     /// Residual width.
     pub hidden_size: u64,
@@ -207,7 +208,7 @@ pub enum HfConfig {
 }
 
 /// Model types read as [`LlamaConfig`].
-const LLAMA_TYPES: &[&str] = &["llama", "mistral"];
+const LLAMA_TYPES: &[&str] = &["llama", "mistral", "qwen2"];
 
 impl HfConfig {
     /// Reads `path` and picks the schema from `model_type`.

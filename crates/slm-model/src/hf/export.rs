@@ -1,4 +1,4 @@
-//! GGUF (`llama` architecture) → HF directory: `model.safetensors` (dequantized to
+//! GGUF (`llama` or `qwen2` architecture) → HF directory: `model.safetensors` (dequantized to
 //! F32/F16/BF16, Q/K rows back in HF order), `config.json`, `generation_config.json`,
 //! `tokenizer.json` and `tokenizer_config.json` (with the chat template). Every file is written
 //! atomically.
@@ -53,12 +53,6 @@ pub fn export_hf(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<ExportSummary, HfError> {
     let cfg = ModelConfig::from_gguf(gguf)?;
-    if cfg.arch != Arch::Llama {
-        return Err(HfError::Unsupported(format!(
-            "architecture {} (only llama is exported so far)",
-            cfg.arch.gguf_name()
-        )));
-    }
     // The tokenizer first: an unsupported one fails before gigabytes are written.
     let meta = gguf.metadata();
     let tokenizer = if meta.contains_key("tokenizer.ggml.model") {
@@ -80,12 +74,16 @@ pub fn export_hf(
     write_weights(out_dir, &specs, opts.max_shard_bytes, &mut produce)?;
     progress(Progress { done: total, total, name: "" });
 
+    let hf_class = match cfg.arch {
+        Arch::Llama => "LlamaForCausalLM",
+        Arch::Qwen2 => "Qwen2ForCausalLM",
+    };
     let id = |key: &str| meta.get_u32_opt(key);
     let (bos, eos, pad) =
         (id("tokenizer.ggml.bos_token_id")?, id("tokenizer.ggml.eos_token_id")?, id("tokenizer.ggml.padding_token_id")?);
     let config = LlamaConfig {
-        architectures: Some(vec!["LlamaForCausalLM".into()]),
-        model_type: "llama".into(),
+        architectures: Some(vec![hf_class.into()]),
+        model_type: cfg.arch.gguf_name().into(),
         hidden_size: cfg.d_model as u64,
         intermediate_size: cfg.d_ff as u64,
         num_hidden_layers: cfg.n_layer as u64,
@@ -103,8 +101,8 @@ pub fn export_hf(
         pad_token_id: pad,
         torch_dtype: Some(opts.dtype.torch_name().into()),
         hidden_act: Some("silu".into()),
-        attention_bias: Some(false),
-        mlp_bias: Some(false),
+        attention_bias: (cfg.arch == Arch::Llama).then_some(false),
+        mlp_bias: (cfg.arch == Arch::Llama).then_some(false),
         extra: BTreeMap::new(),
     };
     write_json(&out_dir.join("config.json"), &serde_json::to_value(&config).unwrap_or(Value::Null))?;
@@ -124,7 +122,7 @@ fn plan(gguf: &GgufFile, dtype: FloatType) -> Result<Vec<(TensorSpec, &TensorInf
         .iter()
         .map(|t| {
             let name = gguf_to_hf_name(&t.name)
-                .ok_or_else(|| HfError::tensor(&t.name, "has no Hugging Face Llama equivalent (unsupported variant)"))?;
+                .ok_or_else(|| HfError::tensor(&t.name, "has no Hugging Face Llama/Qwen2 equivalent (unsupported variant)"))?;
             // PyTorch order is ggml's reversed: [rows, cols].
             let shape = t.dims.iter().rev().copied().collect();
             Ok((TensorSpec { name, dtype: dtype.safetensors(), shape }, t))
@@ -138,9 +136,10 @@ fn hf_values(gguf: &GgufFile, t: &TensorInfo, cfg: &ModelConfig) -> Result<Vec<f
     let mut values = vec![0.0f32; n];
     // Rows are whole blocks, so the tensor decodes as one long row.
     dequantize_row(t.dtype, gguf.tensor_data(t), &mut values).map_err(ModelError::from)?;
-    let heads = match t.name.rsplit_once('.').map(|(a, _)| a) {
-        Some(a) if a.ends_with("attn_q") => Some(cfg.n_head),
-        Some(a) if a.ends_with("attn_k") => Some(cfg.n_kv_head),
+    // Only `llama` files carry the permutation (`qwen2` uses NeoX RoPE like HF); biases never.
+    let heads = match (cfg.arch.rope_neox(), t.name.strip_suffix(".weight")) {
+        (false, Some(a)) if a.ends_with("attn_q") => Some(cfg.n_head),
+        (false, Some(a)) if a.ends_with("attn_k") => Some(cfg.n_kv_head),
         _ => None,
     };
     if let (Some(n_head), Some(&cols)) = (heads, t.dims.first()) {

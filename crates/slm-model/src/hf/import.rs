@@ -1,4 +1,4 @@
-//! HF directory → GGUF: `config.json` → `llama.*` keys, safetensors tensors → GGUF tensors
+//! HF directory → GGUF: `config.json` → `llama.*` / `qwen2.*` keys, safetensors tensors → GGUF tensors
 //! (renamed, Q/K rows permuted, stored as F32/F16/BF16 with norms kept F32), tokenizer files →
 //! `tokenizer.*` keys.
 
@@ -11,6 +11,7 @@ use slm_format::{GgmlType, GgufWriter};
 use super::names::{hf_to_gguf_name, permute_qk};
 use super::tokenizer::{hf_tokenizer_to_gguf, FallbackIds, HfTokenizerFiles};
 use super::{FloatType, HfError, Progress};
+use crate::Arch;
 
 /// Settings of [`import_hf`].
 #[derive(Clone, Debug)]
@@ -69,12 +70,12 @@ pub fn build_gguf(
             continue;
         }
         let gguf = hf_to_gguf_name(hf).ok_or_else(|| {
-            HfError::tensor(hf, "is not a tensor of a plain Llama model (unsupported variant: biases, MoE, vision?)")
+            HfError::tensor(hf, "is not a tensor of a plain Llama/Qwen2 model (unsupported variant: MoE, vision?)")
         })?;
         plan.push((hf.clone(), gguf));
     }
     plan.sort_by_key(|(_, g)| order_key(g));
-    check_complete(&plan, cfg.num_hidden_layers, cfg.tie_word_embeddings)?;
+    check_complete(&plan, cfg.num_hidden_layers, cfg.tie_word_embeddings, dims.arch)?;
     let total = plan.len();
     for (done, (hf, gguf)) in plan.iter().enumerate() {
         progress(Progress { done, total, name: hf });
@@ -111,6 +112,7 @@ pub fn import_hf(
 
 /// Resolved dimensions the tensors are checked against.
 struct Dims {
+    arch: Arch,
     n_vocab: usize,
     n_head: usize,
     n_kv_head: usize,
@@ -120,6 +122,11 @@ struct Dims {
 impl Dims {
     fn check(cfg: &LlamaConfig) -> Result<Dims, HfError> {
         let unsupported = |m: String| Err(HfError::Unsupported(m));
+        // Qwen2 is the Llama block with Q/K/V biases and NeoX RoPE (GGUF arch `qwen2`).
+        let arch = if cfg.model_type == "qwen2" { Arch::Qwen2 } else { Arch::Llama };
+        if cfg.extra.get("use_sliding_window").and_then(serde_json::Value::as_bool) == Some(true) {
+            return unsupported("sliding-window attention (use_sliding_window: true)".into());
+        }
         if cfg.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
             return unsupported(format!("rope_scaling {:?} (only plain RoPE is supported)", cfg.rope_scaling));
         }
@@ -146,34 +153,35 @@ impl Dims {
         if !head_dim.is_multiple_of(2) || !n_head.is_multiple_of(n_kv_head) {
             return unsupported(format!("head layout {n_head} heads / {n_kv_head} KV heads of {head_dim}"));
         }
-        Ok(Dims { n_vocab: to(cfg.vocab_size, "vocab_size")?, n_head, n_kv_head, head_dim })
+        Ok(Dims { arch, n_vocab: to(cfg.vocab_size, "vocab_size")?, n_head, n_kv_head, head_dim })
     }
 }
 
 fn write_hparams(w: &mut GgufWriter, cfg: &LlamaConfig, dims: &Dims, name: &str, dtype: FloatType) {
     let u32_of = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
-    w.add_string("general.architecture", "llama");
+    let a = dims.arch.gguf_name();
+    w.add_string("general.architecture", a);
     w.add_string("general.name", name);
     w.add_u32("general.file_type", dtype.file_type());
-    w.add_u32("llama.block_count", u32_of(cfg.num_hidden_layers));
-    w.add_u32("llama.context_length", u32_of(cfg.max_position_embeddings));
-    w.add_u32("llama.embedding_length", u32_of(cfg.hidden_size));
-    w.add_u32("llama.feed_forward_length", u32_of(cfg.intermediate_size));
-    w.add_u32("llama.attention.head_count", dims.n_head as u32);
-    w.add_u32("llama.attention.head_count_kv", dims.n_kv_head as u32);
-    w.add_f32("llama.rope.freq_base", cfg.rope_theta as f32);
-    w.add_f32("llama.attention.layer_norm_rms_epsilon", cfg.rms_norm_eps as f32);
-    w.add_u32("llama.vocab_size", u32_of(cfg.vocab_size));
-    w.add_u32("llama.rope.dimension_count", dims.head_dim as u32);
+    w.add_u32(format!("{a}.block_count"), u32_of(cfg.num_hidden_layers));
+    w.add_u32(format!("{a}.context_length"), u32_of(cfg.max_position_embeddings));
+    w.add_u32(format!("{a}.embedding_length"), u32_of(cfg.hidden_size));
+    w.add_u32(format!("{a}.feed_forward_length"), u32_of(cfg.intermediate_size));
+    w.add_u32(format!("{a}.attention.head_count"), dims.n_head as u32);
+    w.add_u32(format!("{a}.attention.head_count_kv"), dims.n_kv_head as u32);
+    w.add_f32(format!("{a}.rope.freq_base"), cfg.rope_theta as f32);
+    w.add_f32(format!("{a}.attention.layer_norm_rms_epsilon"), cfg.rms_norm_eps as f32);
+    w.add_u32(format!("{a}.vocab_size"), u32_of(cfg.vocab_size));
+    w.add_u32(format!("{a}.rope.dimension_count"), dims.head_dim as u32);
     if dims.head_dim * dims.n_head != cfg.hidden_size as usize {
-        w.add_u32("llama.attention.key_length", dims.head_dim as u32);
-        w.add_u32("llama.attention.value_length", dims.head_dim as u32);
+        w.add_u32(format!("{a}.attention.key_length"), dims.head_dim as u32);
+        w.add_u32(format!("{a}.attention.value_length"), dims.head_dim as u32);
     }
 }
 
 /// Checks that every tensor of a `n_layer`-block Llama is present and none beyond, before
 /// anything is converted (a clear error instead of a GGUF the loader later refuses).
-fn check_complete(plan: &[(String, String)], n_layer: u64, tied: bool) -> Result<(), HfError> {
+fn check_complete(plan: &[(String, String)], n_layer: u64, tied: bool, arch: Arch) -> Result<(), HfError> {
     let have: std::collections::HashSet<&str> = plan.iter().map(|(_, g)| g.as_str()).collect();
     let hf_of = |g: &str| super::names::gguf_to_hf_name(g).unwrap_or_else(|| g.to_string());
     let mut want = vec!["token_embd.weight".to_string(), "output_norm.weight".to_string()];
@@ -183,6 +191,11 @@ fn check_complete(plan: &[(String, String)], n_layer: u64, tied: bool) -> Result
     for i in 0..n_layer {
         for s in ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"] {
             want.push(format!("blk.{i}.{s}.weight"));
+        }
+        if arch.qkv_bias() {
+            for s in ["attn_q", "attn_k", "attn_v"] {
+                want.push(format!("blk.{i}.{s}.bias"));
+            }
         }
     }
     if let Some(missing) = want.iter().find(|g| !have.contains(g.as_str())) {
@@ -227,7 +240,10 @@ fn add_tensor(
         [rows, cols] => (vec![*cols, *rows], *cols as usize),
         other => return Err(HfError::tensor(hf, format!("has shape {other:?}; expected 1 or 2 dimensions"))),
     };
-    let heads = if gguf.ends_with("attn_q.weight") {
+    let heads = if dims.arch.rope_neox() {
+        // NeoX RoPE pairs (i, i + Dh/2) like HF's rotate_half: rows stay in HF order.
+        None
+    } else if gguf.ends_with("attn_q.weight") {
         Some(dims.n_head)
     } else if gguf.ends_with("attn_k.weight") {
         Some(dims.n_kv_head)

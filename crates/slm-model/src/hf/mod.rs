@@ -1,5 +1,6 @@
 //! Hugging Face layout ⇄ GGUF: `config.json` + `model.safetensors` (or shards) + `tokenizer.json`
-//! on one side, one GGUF file on the other, for the Llama architecture.
+//! on one side, one GGUF file on the other, for the Llama architecture (SmolLM, Llama, Mistral-style)
+//! and Qwen2 (Q/K/V biases, NeoX RoPE, so no Q/K permutation).
 //!
 //! ```text
 //!  import: config.json ─► LlamaConfig ─► llama.* keys        export: GGUF ─► ModelConfig ─► config.json

@@ -1,5 +1,5 @@
 //! Tensor names (Hugging Face ⇄ GGUF, as llama.cpp's `convert_hf_to_gguf.py` maps them) and the
-//! Q/K row permutation of the `llama` architecture.
+//! Q/K row permutation of the `llama` architecture (`qwen2` uses NeoX RoPE: no permutation).
 //!
 //! HF Llama checkpoints apply RoPE with `rotate_half`: within a head, dimension `i` pairs with
 //! `i + Dh/2`. GGUF `llama` files use adjacent pairs `(2j, 2j+1)` (slm's and ggml's "normal"
@@ -17,6 +17,10 @@ const BLOCK: &[(&str, &str)] = &[
     ("mlp.gate_proj.weight", "ffn_gate.weight"),
     ("mlp.up_proj.weight", "ffn_up.weight"),
     ("mlp.down_proj.weight", "ffn_down.weight"),
+    // Qwen2's Q/K/V biases.
+    ("self_attn.q_proj.bias", "attn_q.bias"),
+    ("self_attn.k_proj.bias", "attn_k.bias"),
+    ("self_attn.v_proj.bias", "attn_v.bias"),
 ];
 
 /// Whole-model tensors: (HF, GGUF).

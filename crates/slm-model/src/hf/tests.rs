@@ -160,10 +160,10 @@ fn import_reports_missing_and_unknown_pieces() {
     let err = import_hf(dir.path(), &dir.path().join("x.gguf"), &ImportOptions::default(), &mut no_progress()).unwrap_err();
     assert!(err.to_string().contains("lm_head.weight"), "{err}");
     // An unknown tensor.
-    w.add_f32("model.layers.0.self_attn.q_proj.bias", Dtype::F32, &[64], &[0.0; 64]).unwrap();
+    w.add_f32("model.layers.0.mlp.experts.0.w1.weight", Dtype::F32, &[64], &[0.0; 64]).unwrap();
     w.write_file(&dir.path().join("model.safetensors")).unwrap();
     let err = import_hf(dir.path(), &dir.path().join("x.gguf"), &ImportOptions::default(), &mut no_progress()).unwrap_err();
-    assert!(err.to_string().contains("q_proj.bias"), "{err}");
+    assert!(err.to_string().contains("experts.0.w1"), "{err}");
     // No config.
     std::fs::remove_file(dir.path().join("config.json")).unwrap();
     let err = import_hf(dir.path(), &dir.path().join("x.gguf"), &ImportOptions::default(), &mut no_progress()).unwrap_err();
@@ -304,4 +304,63 @@ fn sharded_export_writes_an_index_and_imports_identically() {
     export_hf(&original, dir.path(), &ExportOptions::default(), &mut no_progress()).unwrap();
     assert!(!dir.path().join("model.safetensors.index.json").exists());
     assert!(dir.path().join("model.safetensors").exists());
+}
+
+/// A random Qwen2 GGUF: the Llama tensors plus Q/K/V biases.
+fn random_qwen2() -> GgufFile {
+    let cfg = ModelConfig { arch: Arch::Qwen2, ..tiny(true) };
+    let base = GgufFile::from_bytes(random_llama_gguf(&cfg, GgmlType::F32, 21).unwrap()).unwrap();
+    let mut w = GgufWriter::new();
+    for (k, v) in base.metadata().iter() {
+        w.add(k, v.clone());
+    }
+    for t in base.tensors() {
+        w.add_tensor(t.name.clone(), &t.dims, t.dtype, base.tensor_data(t).to_vec()).unwrap();
+    }
+    for i in 0..cfg.n_layer {
+        for (s, n) in [("attn_q", cfg.q_dim()), ("attn_k", cfg.kv_dim()), ("attn_v", cfg.kv_dim())] {
+            let b: Vec<f32> = (0..n).map(|j| ((i * 31 + j) % 7) as f32 * 0.05 - 0.15).collect();
+            w.add_tensor_f32(format!("blk.{i}.{s}.bias"), &[n as u64], &b).unwrap();
+        }
+    }
+    GgufFile::from_bytes(w.to_bytes().unwrap()).unwrap()
+}
+
+#[test]
+fn qwen2_round_trip_keeps_biases_and_rope_order() {
+    let original = random_qwen2();
+    let dir = tempfile::tempdir().unwrap();
+    export_hf(&original, dir.path(), &ExportOptions::default(), &mut no_progress()).unwrap();
+    let cfg_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg_json["model_type"], "qwen2");
+    assert_eq!(cfg_json["architectures"][0], "Qwen2ForCausalLM");
+    // NeoX RoPE: HF rows are GGUF rows, no permutation; biases keep their order too.
+    let st = SafetensorsFile::open(&dir.path().join("model.safetensors")).unwrap();
+    for (hf, gguf) in [("model.layers.1.self_attn.k_proj.weight", "blk.1.attn_k.weight"), ("model.layers.0.self_attn.q_proj.bias", "blk.0.attn_q.bias")] {
+        let t = original.tensor(gguf).unwrap();
+        assert!(st.tensor_data(st.tensor(hf).unwrap()) == original.tensor_data(t), "{hf}");
+    }
+    let out = dir.path().join("back.gguf");
+    import_hf(dir.path(), &out, &ImportOptions::default(), &mut no_progress()).unwrap();
+    let back = GgufFile::open(&out).unwrap();
+    assert_eq!(back.metadata().get_str("general.architecture").unwrap(), "qwen2");
+    assert_eq!(back.tensors().len(), original.tensors().len());
+    for t in original.tensors() {
+        assert!(original.tensor_data(t) == back.tensor_data(back.tensor(&t.name).unwrap()), "{}", t.name);
+    }
+    let tokens = [3, 1, 4, 1, 5, 9, 2, 6];
+    assert_eq!(logits(original, &tokens), logits(back, &tokens));
+}
+
+#[test]
+fn llama_with_biases_is_refused_with_the_tensor_name() {
+    let original = random_qwen2();
+    let dir = tempfile::tempdir().unwrap();
+    export_hf(&original, dir.path(), &ExportOptions::default(), &mut no_progress()).unwrap();
+    let path = dir.path().join("config.json");
+    let text = std::fs::read_to_string(&path).unwrap().replace("\"qwen2\"", "\"llama\"");
+    std::fs::write(&path, text).unwrap();
+    let err = build_gguf(dir.path(), &ImportOptions::default(), &mut no_progress()).unwrap_err();
+    assert!(err.to_string().contains("_proj.bias"), "{err}");
 }
