@@ -32,6 +32,11 @@ if ! grep -qs "\"version\": \"$OPENAI_NPM_VERSION\"" "$npm_dir/node_modules/open
     "openai@$OPENAI_NPM_VERSION" "playwright-core@$PLAYWRIGHT_CORE_VERSION"
 fi
 
+# crates/slm-cli/tests/cli/quantize.rs reads `slm quantize` output with gguf-py, llama.cpp's own Python package.
+GGUF_PY_VERSION=0.17.1
+python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('gguf') != '$GGUF_PY_VERSION')" 2>/dev/null \
+  || python3 -m pip install --quiet --disable-pip-version-check "gguf==$GGUF_PY_VERSION"
+
 # The chat page test needs a real browser: Debian's chromium (installed here when missing, as root or via sudo).
 if [ ! -x /usr/bin/chromium ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -4,6 +4,7 @@
 use crate::common::slm;
 use crate::model_or_skip;
 use serde_json::Value;
+use sha2::Digest;
 
 const APACHE: &str = "/usr/share/common-licenses/Apache-2.0";
 
@@ -71,4 +72,35 @@ fn quantize_rejects_bad_requests_clearly() {
         "Q4_1 -> Q4_0",
     ]);
     assert!(!dir.path().join("out.gguf").exists());
+}
+
+/// llama.cpp's Python reader sees exactly the tensors slm wrote (installed by scripts/test.sh; the test
+/// skips with a note when gguf-py is missing outside CI).
+#[test]
+fn quantized_files_read_back_identically_with_gguf_py() {
+    let m = model_or_skip!();
+    let has_gguf = std::process::Command::new("python3").args(["-c", "import gguf"]).status().is_ok_and(|s| s.success());
+    if !has_gguf {
+        assert!(std::env::var_os("SLM_REQUIRE_MODEL").is_none(), "CI must have gguf-py (scripts/test.sh installs it)");
+        eprintln!("note: python3 -c 'import gguf' failed; skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("q5_k_m.gguf");
+    slm(&["quantize", &m, &out.to_string_lossy(), "--type", "Q5_K_M", "--allow-requantize"]).ok();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cli/gguf_py_dump.py");
+    let py = std::process::Command::new("python3").arg(script).arg(&out).output().unwrap();
+    assert!(py.status.success(), "gguf-py failed: {}", String::from_utf8_lossy(&py.stderr));
+    let v: Value = serde_json::from_slice(&py.stdout).unwrap();
+    assert_eq!(v["file_type"].as_u64(), Some(17), "general.file_type is llama.cpp's Q5_K_M number");
+    let file = slm_format::GgufFile::open(&out).unwrap();
+    let tensors = v["tensors"].as_object().unwrap();
+    assert_eq!(tensors.len(), file.tensors().len());
+    for t in file.tensors() {
+        let py_t = &tensors[&t.name];
+        assert_eq!(py_t[0].as_str(), Some(t.dtype.name()), "{}", t.name);
+        let digest: String =
+            sha2::Sha256::digest(file.tensor_data(t)).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(py_t[2].as_str(), Some(digest.as_str()), "{} data", t.name);
+    }
 }
