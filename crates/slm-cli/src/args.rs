@@ -55,6 +55,12 @@ pub enum Command {
     /// Will a model run on a device? Memory, download size, expected speed, best quantization.
     #[command(after_help = "Example:\n  slm fit --device auto\n  slm fit model.gguf --device raspberry-pi-5 --ctx 2048 -v\n  slm fit --list-devices")]
     Fit(FitArgs),
+    /// Train a small Llama-style model on text files on the CPU (from scratch or from a GGUF).
+    #[command(after_help = "Example:\n  slm tokenizer train --data texts/ --vocab-size 2048 --out tokenizer.json\n  slm train --config model.toml --data texts/ --out run/ --tokenizer tokenizer.json\n  slm train --config model.toml --data texts/ --out run/ --resume\n  slm run -m run/model.gguf --raw \"Once upon a time\"\n\nFiles in --out: checkpoint.gguf, model.gguf, metrics.jsonl, loss.svg, tokenizer.gguf, config.toml")]
+    Train(TrainArgs),
+    /// Tokenizer tools: train a byte-level BPE tokenizer on text.
+    #[command(subcommand)]
+    Tokenizer(TokenizerCommand),
 }
 
 /// Which model and how to run it.
@@ -276,8 +282,8 @@ pub struct ServeArgs {
     /// Port to listen on (0 = any free port).
     #[arg(long = "port", default_value_t = 8080)]
     pub port: u16,
-    /// Require `Authorization: Bearer <KEY>` on /v1/* requests.
-    #[arg(long = "api-key", value_name = "KEY")]
+    /// Require `Authorization: Bearer <KEY>` on /v1/* requests (or set SLM_API_KEY, which `ps` does not show).
+    #[arg(long = "api-key", value_name = "KEY", env = "SLM_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// Context size in tokens per request (default: 4096, capped at the model's training context).
     #[arg(short = 'c', long = "ctx")]
@@ -379,4 +385,61 @@ pub struct FitArgs {
     /// Write the device profile used (e.g. the measured `auto` one) to this JSON file.
     #[arg(long = "save-profile")]
     pub save_profile: Option<PathBuf>,
+}
+
+/// `slm train`
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The run's TOML file ([model], [train], [optim], [schedule]).
+    #[arg(long = "config")]
+    pub config: PathBuf,
+    /// Training text: a file, or a folder of .txt/.md files (one document per file).
+    #[arg(long = "data")]
+    pub data: PathBuf,
+    /// Output folder (checkpoint, final model, metrics, plot).
+    #[arg(long = "out")]
+    pub out: PathBuf,
+    /// Continue from the checkpoint in --out (bit-for-bit the same as an uninterrupted run).
+    #[arg(long = "resume")]
+    pub resume: bool,
+    /// Train this many steps in total instead of the config's `steps`.
+    #[arg(long = "steps")]
+    pub steps: Option<u64>,
+    /// Tokenizer for a new model: a tokenizer.json (e.g. from `slm tokenizer train`).
+    #[arg(long = "tokenizer", conflicts_with = "init")]
+    pub tokenizer: Option<PathBuf>,
+    /// Fine-tune this GGUF model (its shape and tokenizer) instead of starting from scratch.
+    #[arg(long = "init")]
+    pub init: Option<PathBuf>,
+    /// Threads (results are reproducible for a given thread count).
+    #[arg(short = 't', long = "threads")]
+    pub threads: Option<usize>,
+}
+
+/// `slm tokenizer ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenizerCommand {
+    /// Train a byte-level BPE tokenizer (GPT-2/SmolLM2 style) and write tokenizer.json.
+    #[command(after_help = "Example:\n  slm tokenizer train --data texts/ --vocab-size 2048 --out tokenizer.json")]
+    Train(TokenizerTrainArgs),
+}
+
+/// `slm tokenizer train`
+#[derive(Debug, Args)]
+pub struct TokenizerTrainArgs {
+    /// Text: a file, or a folder of .txt/.md files.
+    #[arg(long = "data")]
+    pub data: PathBuf,
+    /// Vocabulary size, special tokens included.
+    #[arg(long = "vocab-size")]
+    pub vocab_size: usize,
+    /// Where to write tokenizer.json (tokenizer_config.json goes beside it).
+    #[arg(long = "out")]
+    pub out: PathBuf,
+    /// Special tokens, comma-separated; the first ends documents.
+    #[arg(long = "special-tokens", value_delimiter = ',', default_value = "<|endoftext|>,<|im_start|>,<|im_end|>")]
+    pub special_tokens: Vec<String>,
+    /// Pairs seen fewer times are not merged.
+    #[arg(long = "min-frequency", default_value_t = 2)]
+    pub min_frequency: u64,
 }

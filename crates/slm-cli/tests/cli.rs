@@ -29,3 +29,6 @@ mod fit;
 
 #[path = "cli/convert.rs"]
 mod convert;
+
+#[path = "cli/train.rs"]
+mod train;

@@ -12,6 +12,8 @@ pub mod quantize;
 pub mod run;
 pub mod serve;
 pub mod show;
+pub mod tokenizer;
+pub mod train;
 
 use crate::args::{ModelArgs, SamplingArgs};
 use crate::load::{self, Loaded};
