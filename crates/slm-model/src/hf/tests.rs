@@ -364,3 +364,25 @@ fn llama_with_biases_is_refused_with_the_tensor_name() {
     let err = build_gguf(dir.path(), &ImportOptions::default(), &mut no_progress()).unwrap_err();
     assert!(err.to_string().contains("_proj.bias"), "{err}");
 }
+
+#[test]
+fn add_bos_comes_from_a_template_post_processor_when_the_config_is_silent() {
+    let mut w = GgufWriter::new();
+    tiny_vocab(&mut w, "llama-bpe");
+    w.add_bool("tokenizer.ggml.add_bos_token", true);
+    let file = GgufFile::from_bytes(w.to_bytes().unwrap()).unwrap();
+    let (tok, _) = gguf_tokenizer_to_hf(file.metadata(), 64).unwrap();
+    assert_eq!(tok["post_processor"]["type"], "TemplateProcessing");
+    for (post, want) in [
+        (tok["post_processor"].clone(), Some(true)),
+        (serde_json::json!({"type": "Sequence", "processors": [{"type": "ByteLevel"}, tok["post_processor"].clone()]}), Some(true)),
+        (serde_json::json!({"type": "ByteLevel"}), None),
+    ] {
+        let mut t = tok.clone();
+        t["post_processor"] = post;
+        let files = HfTokenizerFiles { tokenizer: t, config: None, chat_template: None };
+        let mut out = GgufWriter::new();
+        hf_tokenizer_to_gguf(&files, 8, FallbackIds::default(), &mut out).unwrap();
+        assert_eq!(out.metadata().get_bool_opt("tokenizer.ggml.add_bos_token").unwrap(), want);
+    }
+}

@@ -144,7 +144,8 @@ pub fn hf_tokenizer_to_gguf(
             w.add_u32(format!("tokenizer.ggml.{name}_token_id"), id);
         }
     }
-    if let Some(add_bos) = cfg.and_then(|c| c.get("add_bos_token")).and_then(Value::as_bool) {
+    let add_bos = cfg.and_then(|c| c.get("add_bos_token")).and_then(Value::as_bool).or_else(|| template_adds_bos(tok));
+    if let Some(add_bos) = add_bos {
         w.add_bool("tokenizer.ggml.add_bos_token", add_bos);
     }
     if let Some(add_eos) = cfg.and_then(|c| c.get("add_eos_token")).and_then(Value::as_bool) {
@@ -154,6 +155,22 @@ pub fn hf_tokenizer_to_gguf(
         w.add_string("tokenizer.chat_template", t);
     }
     Ok(())
+}
+
+/// Whether a `TemplateProcessing` post-processor puts a special token before the text (how
+/// Llama 3 adds BOS without an `add_bos_token` flag); `None` for other post-processors.
+fn template_adds_bos(tok: &Value) -> Option<bool> {
+    let post = tok.get("post_processor")?;
+    let template = |p: &Value| -> Option<bool> {
+        if p.get("type")?.as_str()? != "TemplateProcessing" {
+            return None;
+        }
+        Some(p.get("single")?.as_array()?.first()?.get("SpecialToken").is_some())
+    };
+    match post.get("type")?.as_str()? {
+        "Sequence" => post.get("processors")?.as_array()?.iter().find_map(template),
+        _ => template(post),
+    }
 }
 
 fn read_merges(model: &Value) -> Result<Vec<String>, HfError> {
