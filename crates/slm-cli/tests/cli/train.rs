@@ -125,6 +125,19 @@ fn train_tiny_model_end_to_end() {
     let model = s(&out.join("model.gguf"));
     let gen = slm(&["run", "-m", &model, "--raw", "-n", "12", "--temp", "0.8", "--seed", "1", "the cat"]).ok();
     assert!(!gen.stdout.trim().is_empty(), "no text generated: {gen:?}");
+    // Fine-tuning the result (--init: its shape and tokenizer; no [model] section needed).
+    let ft_cfg = dir.path().join("finetune.toml");
+    std::fs::write(&ft_cfg, config(12, 0, "")).unwrap();
+    let ft = dir.path().join("ft");
+    slm(&["train", "--config", &s(&ft_cfg), "--data", &data, "--out", &s(&ft), "--init", &model, "-t", "2"]).ok();
+    let lines: Vec<Value> = std::fs::read_to_string(ft.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let first = lines.iter().find(|v| v["kind"] == "eval").unwrap()["loss"].as_f64().unwrap();
+    assert!(first < v0, "fine-tuning starts from the trained weights: {first:.3} vs {v0:.3} at step 10 from scratch");
+    slm(&["run", "-m", &s(&ft.join("model.gguf")), "--raw", "-n", "4", "the"]).ok();
     // A second run into the same folder must not clobber it silently.
     slm(&["train", "--config", &s(&cfg), "--data", &data, "--out", &s(&out), "--tokenizer", &tok])
         .fails()
