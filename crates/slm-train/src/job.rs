@@ -110,7 +110,7 @@ mod tests {
         let text = "the cat sat on the mat. ".repeat(40);
         std::fs::write(dir.path().join("a.txt"), &text).unwrap();
         std::fs::write(dir.path().join("b.md"), &text).unwrap();
-        let tok = train_bpe(&[text.clone()], &BpeOptions::new(280)).unwrap();
+        let tok = train_bpe(std::slice::from_ref(&text), &BpeOptions::new(280)).unwrap();
         let md = tokenizer_metadata(&tok.tokenizer, Some(&tok.config)).unwrap();
         save_tokenizer(dir.path(), &md).unwrap();
         let md2 = load_tokenizer(dir.path()).unwrap();

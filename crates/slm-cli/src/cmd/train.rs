@@ -111,7 +111,7 @@ fn tokenizer_metadata(a: &TrainArgs, init: Option<&GgufFile>) -> Result<Metadata
         return Ok(f.metadata().clone());
     }
     if let Some(p) = &a.tokenizer {
-        return Ok(bpe::metadata_from_file(p).with_context(|| format!("reading tokenizer {}", p.display()))?);
+        return bpe::metadata_from_file(p).with_context(|| format!("reading tokenizer {}", p.display()));
     }
     if a.resume {
         return Ok(job::load_tokenizer(&a.out)?);
