@@ -264,6 +264,54 @@ mod tests {
     }
 
     #[test]
+    fn an_exported_model_carries_the_tokenizer() {
+        let tok = train_bpe(&docs(), &BpeOptions::new(300)).unwrap();
+        let md = tokenizer_metadata(&tok.tokenizer, Some(&tok.config)).unwrap();
+        let cfg = slm_model::ModelConfig {
+            arch: slm_model::Arch::Llama,
+            n_vocab: tok.vocab_size,
+            d_model: 8,
+            n_layer: 1,
+            n_head: 2,
+            n_kv_head: 1,
+            head_dim: 4,
+            d_ff: 16,
+            n_ctx_train: 16,
+            rms_eps: 1e-5,
+            rope_theta: 10_000.0,
+            tied_output: true,
+        };
+        let layout = crate::ParamLayout::new(&cfg).unwrap();
+        let params = crate::init_params(&layout, 1);
+        let bytes = crate::export_gguf_bytes(&cfg, &layout, &params, Some(&md)).unwrap();
+        let file = std::sync::Arc::new(slm_format::GgufFile::from_bytes(bytes).unwrap());
+        let keys = [
+            "model",
+            "pre",
+            "tokens",
+            "token_type",
+            "merges",
+            "bos_token_id",
+            "eos_token_id",
+        ];
+        for k in keys {
+            assert!(
+                file.metadata().contains_key(&format!("tokenizer.ggml.{k}")),
+                "{k}"
+            );
+        }
+        let loaded = slm_runtime::Tokenizer::from_gguf(file.metadata()).unwrap();
+        let hf =
+            tokenizers::Tokenizer::from_bytes(serde_json::to_vec(&tok.tokenizer).unwrap()).unwrap();
+        let text = "<|im_start|>user\nThe lazy fox, 2024!<|im_end|>";
+        assert_eq!(
+            loaded.encode(text, true).unwrap(),
+            hf.encode(text, false).unwrap().get_ids()
+        );
+        slm_model::Model::from_gguf(file).unwrap();
+    }
+
+    #[test]
     fn special_tokens_take_the_first_ids_and_encode_whole() {
         let mut opts = BpeOptions::new(280);
         opts.special_tokens = vec!["<eot>".into(), "<sep>".into()];
