@@ -55,6 +55,9 @@ pub enum Command {
     /// Will a model run on a device? Memory, download size, expected speed, best quantization.
     #[command(after_help = "Example:\n  slm fit --device auto\n  slm fit model.gguf --device raspberry-pi-5 --ctx 2048 -v\n  slm fit --list-devices")]
     Fit(FitArgs),
+    /// Suggest the most likely short continuations of a text, with probabilities (typing suggestions).
+    #[command(after_help = "Example:\n  slm complete \"Thank you for your email. I will get back to you\" -n 3")]
+    Complete(CompleteArgs),
     /// Train a small Llama-style model on text files on the CPU (from scratch or from a GGUF).
     #[command(after_help = "Example:\n  slm tokenizer train --data texts/ --vocab-size 2048 --out tokenizer.json\n  slm train --config model.toml --data texts/ --out run/ --tokenizer tokenizer.json\n  slm train --config model.toml --data texts/ --out run/ --resume\n  slm run -m run/model.gguf --raw \"Once upon a time\"\n\nFiles in --out: checkpoint.gguf, model.gguf, metrics.jsonl, loss.svg, tokenizer.gguf, config.toml")]
     Train(TrainArgs),
@@ -442,4 +445,29 @@ pub struct TokenizerTrainArgs {
     /// Pairs seen fewer times are not merged.
     #[arg(long = "min-frequency", default_value_t = 2)]
     pub min_frequency: u64,
+}
+
+/// `slm complete`
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    /// The text to continue (used as is: no chat template).
+    pub text: String,
+    /// Model: a GGUF file path or a registry name.
+    #[arg(short = 'm', long = "model", default_value = "smollm2-135m-instruct")]
+    pub model: String,
+    /// Number of suggestions.
+    #[arg(short = 'n', long = "suggestions", default_value_t = 3)]
+    pub n: usize,
+    /// Tokens per suggestion at most (a suggestion also ends at a line break or the end of a sentence).
+    #[arg(long = "max-tokens", default_value_t = 5)]
+    pub max_tokens: usize,
+    /// Threads for compute (default: number of cores).
+    #[arg(short = 't', long = "threads")]
+    pub threads: Option<usize>,
+    /// Context size in tokens.
+    #[arg(short = 'c', long = "ctx")]
+    pub ctx: Option<usize>,
+    /// Print the result as JSON.
+    #[arg(long = "json")]
+    pub json: bool,
 }

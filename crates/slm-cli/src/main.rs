@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Imatrix(a) => cmd::imatrix::run(a),
         Command::Fit(a) => cmd::fit::run(a),
+        Command::Complete(a) => cmd::complete::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Tokenizer(args::TokenizerCommand::Train(a)) => cmd::tokenizer::train(a),
     };

@@ -32,3 +32,6 @@ mod convert;
 
 #[path = "cli/train.rs"]
 mod train;
+
+#[path = "cli/complete.rs"]
+mod complete;

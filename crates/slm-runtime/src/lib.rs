@@ -11,6 +11,7 @@
 
 pub mod chat_template;
 pub mod compare;
+pub mod complete;
 pub mod error;
 pub mod eval;
 pub mod fit;
@@ -21,6 +22,7 @@ pub mod tokenizer;
 
 pub use chat_template::{ChatMessage, ChatTemplate, RenderedPrompt};
 pub use compare::{compare, compare_many, CompareReport};
+pub use complete::{complete, CompleteOptions, Completion, Suggestion};
 pub use error::RuntimeError;
 pub use eval::{perplexity, PerplexityOptions, PerplexityReport};
 pub use sampler::{Sampler, SamplerConfig};
