@@ -147,7 +147,17 @@ impl ChatTemplate {
             ..extra
         };
         let mut out = LimitedWriter { buf: Vec::new(), limit: MAX_OUTPUT_BYTES };
-        template.render_captured_to(ctx, &mut out).map_err(|e| RuntimeError::TemplateRender { reason: describe(&e) })?;
+        // minijinja 2.24 panics on some hostile templates (e.g. `''[::-1]` indexes an empty string
+        // in its value/ops.rs); templates come from model files, so a panic becomes an error instead
+        // of taking the process down. Found by fuzz/fuzz_targets/chat_template.rs; test:
+        // tests/fuzz_regressions.rs. (Needs panic=unwind, the default; wasm32 aborts.)
+        let rendered =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| template.render_captured_to(ctx, &mut out)))
+                .map_err(|_| RuntimeError::TemplateRender {
+                    reason: "the template engine crashed on this template (a minijinja bug); fix or replace the template"
+                        .into(),
+                })?;
+        rendered.map_err(|e| RuntimeError::TemplateRender { reason: describe(&e) })?;
         String::from_utf8(out.buf).map_err(|e| RuntimeError::TemplateRender { reason: format!("output is not UTF-8: {e}") })
     }
 

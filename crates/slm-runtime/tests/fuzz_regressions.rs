@@ -1,0 +1,65 @@
+//! Inputs found by the fuzz targets (fuzz/fuzz_targets/) that once crashed slm-runtime. Each must
+//! now give a typed error; see docs/RELIABILITY.md.
+
+use slm_runtime::{RuntimeError, Tokenizer};
+
+/// fuzz target `tokenizer_json`: a syntax error inside the `"decoder"` object made tokenizers 0.22
+/// panic (`expect("Helper")` in its decoder deserializer) instead of returning an error.
+#[test]
+fn tokenizer_json_with_broken_decoder_object_is_an_error_not_a_panic() {
+    let cases: &[&[u8]] = &[
+        br#"{"decoder":{"type":"ByteLevel" "x":1},"model":{"type":"BPE","vocab":{},"merges":[]}}"#,
+        br###"{"version":"1.0","decoder":{"type":"WordPiece","prefix":"##","cleanup":tru},"model":{}}"###,
+        br#"{"decoder":{"#,
+    ];
+    for json in cases {
+        let result = std::panic::catch_unwind(|| Tokenizer::from_hf_bytes(json, None));
+        let text = String::from_utf8_lossy(json);
+        match result {
+            Ok(Err(RuntimeError::Json { reason, .. })) => assert!(!reason.is_empty(), "{text}"),
+            Ok(Err(other)) => panic!("{text}: expected a JSON error, got {other:?}"),
+            Ok(Ok(_)) => panic!("{text}: malformed JSON was accepted"),
+            Err(_) => panic!("{text}: loading panicked"),
+        }
+    }
+}
+
+/// The check that rejects malformed JSON must not reject valid files: a well-formed minimal
+/// byte-level BPE tokenizer still loads and round-trips text.
+#[test]
+fn valid_tokenizer_json_still_loads() {
+    let json = br#"{"version":"1.0","added_tokens":[{"id":0,"content":"<|endoftext|>","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true}],"normalizer":null,"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true},"post_processor":null,"decoder":{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true},"model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":null,"end_of_word_suffix":null,"fuse_unk":false,"byte_fallback":false,"vocab":{"<|endoftext|>":0,"h":1,"e":2,"l":3,"o":4,"he":5,"ll":6,"hell":7,"hello":8},"merges":["h e","l l","he ll","hell o"]}}"#;
+    let tok = Tokenizer::from_hf_bytes(json, None).expect("a valid tokenizer.json loads");
+    let ids = tok.encode("hello", false).expect("encodes");
+    assert_eq!(ids, vec![8]);
+    assert_eq!(tok.decode(&ids, false), "hello");
+}
+
+/// fuzz target `chat_template`: minijinja 2.24 indexes out of bounds when an empty string or list
+/// is sliced backwards (`''[::-1]`); a hostile or careless template in a model file must give a
+/// render error, not crash the process.
+#[test]
+fn template_slicing_an_empty_value_backwards_is_an_error_not_a_panic() {
+    use slm_runtime::{ChatMessage, ChatTemplate};
+    for source in [
+        "{{ ''[::-1] }}",
+        "{% for m in messages %}{{ m.content[::-1] }}{% endfor %}",
+    ] {
+        let template = ChatTemplate::new(source, "<s>", "</s>").expect("compiles");
+        let messages = [ChatMessage::new("user", "")];
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| template.render(&messages, true)));
+        match result {
+            Ok(Err(RuntimeError::TemplateRender { reason })) => assert!(reason.contains("template"), "{reason}"),
+            Ok(other) => panic!("{source}: expected a render error, got {other:?}"),
+            Err(_) => panic!("{source}: rendering panicked"),
+        }
+    }
+    // Reversing a non-empty string still works.
+    let template = ChatTemplate::new("{{ messages[0].content[::-1] }}", "", "").expect("compiles");
+    assert_eq!(
+        template
+            .render(&[ChatMessage::new("user", "abc")], false)
+            .expect("renders"),
+        "cba"
+    );
+}
