@@ -2,7 +2,7 @@
 //! distilled) models differ from their reference on a text — perplexities, KL divergence, same
 //! top token, size, bits per weight, speed. The reference runs once for all candidates.
 
-use super::perplexity::{chunk_bar, read_tokens};
+use super::perplexity::{chunk_bar, read_text, tokens_of};
 use crate::args::{EvalArgs, ModelArgs};
 use crate::load::{self, Loaded};
 use anyhow::Result;
@@ -17,10 +17,11 @@ fn size_of(loaded: &Loaded) -> (u64, f64) {
 
 /// Runs the command.
 pub fn run(args: EvalArgs) -> Result<()> {
+    let text = read_text(&args.file)?;
     let reference = load::load(&args.reference)?;
     let candidates = args.models.iter().map(|m| load::load(m)).collect::<Result<Vec<_>>>()?;
     let pool = load::pool(args.threads)?;
-    let tokens = read_tokens(&args.file, &reference)?;
+    let tokens = tokens_of(&text, &reference)?;
     let flags =
         ModelArgs { model: args.reference.clone(), threads: args.threads, ctx: Some(args.ctx), batch: args.batch };
     let opts = super::perplexity::chunk_options(&flags, args.chunks, &reference)?;

@@ -1,7 +1,7 @@
 //! `slm imatrix -m MODEL FILE -o imatrix.gguf`: collect activation statistics on calibration
 //! text for `slm quantize --imatrix` (llama-imatrix's file layout, so either tool can use it).
 
-use super::perplexity::{chunk_bar, chunk_options, read_tokens};
+use super::perplexity::{chunk_bar, chunk_options, read_text, tokens_of};
 use crate::args::ImatrixArgs;
 use crate::load;
 use anyhow::{Context, Result};
@@ -10,9 +10,10 @@ use slm_model::Logits;
 
 /// Runs the command.
 pub fn run(args: ImatrixArgs) -> Result<()> {
+    let text = read_text(&args.file)?;
     let loaded = load::load(&args.model.model)?;
     let pool = load::pool(args.model.threads)?;
-    let tokens = read_tokens(&args.file, &loaded)?;
+    let tokens = tokens_of(&text, &loaded)?;
     let opts = chunk_options(&args.model, args.chunks, &loaded)?;
     let n_ctx = opts.n_ctx;
     let n_chunks = (tokens.len() / n_ctx).min(opts.max_chunks.unwrap_or(usize::MAX));

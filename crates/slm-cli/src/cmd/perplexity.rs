@@ -9,9 +9,10 @@ use std::path::Path;
 
 /// Runs the command.
 pub fn run(args: PerplexityArgs) -> Result<()> {
+    let text = read_text(&args.file)?;
     let loaded = load::load(&args.model.model)?;
     let pool = load::pool(args.model.threads)?;
-    let tokens = read_tokens(&args.file, &loaded)?;
+    let tokens = tokens_of(&text, &loaded)?;
     let opts = chunk_options(&args.model, args.chunks, &loaded)?;
     eprintln!("{} tokens, context {}, {} threads", tokens.len(), opts.n_ctx, pool.n_threads());
     let bar = chunk_bar();
@@ -36,14 +37,19 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
     Ok(())
 }
 
-/// Reads and tokenizes an evaluation text the way llama-perplexity does (one trailing newline
-/// dropped, no BOS added here), so token counts agree.
-pub fn read_tokens(file: &Path, loaded: &Loaded) -> Result<Vec<u32>> {
+/// Reads an evaluation text the way llama-perplexity does (one trailing newline dropped). Called
+/// before any model is loaded, so a wrong path fails at once.
+pub fn read_text(file: &Path) -> Result<String> {
     let mut text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     if text.ends_with('\n') {
         text.pop();
     }
-    Ok(loaded.tokenizer.encode_prompt(&text, false)?)
+    Ok(text)
+}
+
+/// Tokenizes an evaluation text (no BOS added here), so token counts agree with llama-perplexity.
+pub fn tokens_of(text: &str, loaded: &Loaded) -> Result<Vec<u32>> {
+    Ok(loaded.tokenizer.encode_prompt(text, false)?)
 }
 
 /// Chunking options from the model flags (context default 512, like llama-perplexity).
