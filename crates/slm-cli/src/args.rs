@@ -58,6 +58,9 @@ pub enum Command {
     /// Suggest the most likely short continuations of a text, with probabilities (typing suggestions).
     #[command(after_help = "Example:\n  slm complete \"Thank you for your email. I will get back to you\" -n 3")]
     Complete(CompleteArgs),
+    /// Summarize a text of any length (split to the context window, summarized, combined), streaming the result.
+    #[command(after_help = "Example:\n  slm summarize /usr/share/common-licenses/Apache-2.0 --sentences 3\n  cat notes.txt | slm summarize -")]
+    Summarize(SummarizeArgs),
     /// Train a small Llama-style model on text files on the CPU (from scratch or from a GGUF).
     #[command(after_help = "Example:\n  slm tokenizer train --data texts/ --vocab-size 2048 --out tokenizer.json\n  slm train --config model.toml --data texts/ --out run/ --tokenizer tokenizer.json\n  slm train --config model.toml --data texts/ --out run/ --resume\n  slm run -m run/model.gguf --raw \"Once upon a time\"\n\nFiles in --out: checkpoint.gguf, model.gguf, metrics.jsonl, loss.svg, tokenizer.gguf, config.toml")]
     Train(TrainArgs),
@@ -470,4 +473,32 @@ pub struct CompleteArgs {
     /// Print the result as JSON.
     #[arg(long = "json")]
     pub json: bool,
+}
+
+/// `slm summarize`
+#[derive(Debug, Args)]
+pub struct SummarizeArgs {
+    /// Text file to summarize (`-` or nothing: standard input).
+    pub file: Option<String>,
+    /// Model: a GGUF file path or a registry name.
+    #[arg(short = 'm', long = "model", default_value = "smollm2-135m-instruct")]
+    pub model: String,
+    /// Target length in sentences.
+    #[arg(short = 's', long = "sentences", default_value_t = 3)]
+    pub sentences: usize,
+    /// Upper bound on tokens of each (partial and final) summary.
+    #[arg(short = 'n', long = "max-tokens", default_value_t = 160)]
+    pub max_tokens: usize,
+    /// Context size in tokens (the chunk size follows from it).
+    #[arg(short = 'c', long = "ctx")]
+    pub ctx: Option<usize>,
+    /// Threads for compute (default: number of cores).
+    #[arg(short = 't', long = "threads")]
+    pub threads: Option<usize>,
+    /// Temperature; 0 means greedy.
+    #[arg(long = "temperature", visible_alias = "temp", default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Penalise repeated tokens (1 = off).
+    #[arg(long = "repeat-penalty", default_value_t = 1.15)]
+    pub repeat_penalty: f32,
 }

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         Command::Imatrix(a) => cmd::imatrix::run(a),
         Command::Fit(a) => cmd::fit::run(a),
         Command::Complete(a) => cmd::complete::run(a),
+        Command::Summarize(a) => cmd::summarize::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Tokenizer(args::TokenizerCommand::Train(a)) => cmd::tokenizer::train(a),
     };

@@ -18,6 +18,7 @@ pub mod fit;
 pub mod sampler;
 pub mod session;
 pub mod stop;
+pub mod summarize;
 pub mod tokenizer;
 
 pub use chat_template::{ChatMessage, ChatTemplate, RenderedPrompt};
@@ -30,4 +31,5 @@ pub use session::{
     encode_chat, FinishReason, GenerateOptions, GenerationStats, Session, SessionOptions, StringSink, TokenSink,
 };
 pub use stop::{StopChecker, StopStatus};
+pub use summarize::{split_to_fit, summarize, SummarizeOptions, SummaryReport};
 pub use tokenizer::{GgufVocab, TokenDecoder, TokenKind, Tokenizer};

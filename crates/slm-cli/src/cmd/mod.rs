@@ -13,6 +13,7 @@ pub mod quantize;
 pub mod run;
 pub mod serve;
 pub mod show;
+pub mod summarize;
 pub mod tokenizer;
 pub mod train;
 
