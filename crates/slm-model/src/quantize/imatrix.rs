@@ -71,6 +71,14 @@ impl ImportanceMatrix {
                     }
                 }
             }
+            // A tiny (subnormal) count makes sums / count overflow to infinity, which would poison
+            // the quantizer's weighting. Found by fuzz/fuzz_targets/imatrix.rs; test:
+            // tests/fuzz_regressions.rs.
+            if values.iter().any(|v| !v.is_finite()) {
+                return Err(QuantizeError::Imatrix(format!(
+                    "entry '{name}': a sum divided by its count overflows (a count is too small); the file is malformed"
+                )));
+            }
             normalized.insert(name.clone(), values);
         }
         Ok(ImportanceMatrix { entries, normalized, datasets, chunk_count, chunk_size })

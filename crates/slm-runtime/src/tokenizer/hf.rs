@@ -56,9 +56,10 @@ pub(super) fn from_bytes(
     name: &str,
 ) -> Result<Tokenizer, RuntimeError> {
     // Reject malformed JSON before `tokenizers` sees it: tokenizers 0.22 panics
-    // (`.expect("Helper")` in decoders/mod.rs) on a syntax error inside the "decoder" object.
+    // (`.expect("Helper")` in decoders/mod.rs) on a syntax error or a bad string escape inside the
+    // "decoder" object. A full parse (not `IgnoredAny`, which skips strings unchecked) catches both.
     // Found by fuzz/fuzz_targets/tokenizer_json.rs; test: tests/fuzz_regressions.rs.
-    serde_json::from_slice::<serde::de::IgnoredAny>(json)
+    serde_json::from_slice::<Value>(json)
         .map_err(|e| RuntimeError::Json { path: name.to_string(), reason: e.to_string() })?;
     let mut inner = tokenizers::Tokenizer::from_bytes(json).map_err(|e| RuntimeError::tokenizers(format!("loading {name}"), e))?;
     // Special tokens are split off by our partitioner, only when the caller asks for it.
