@@ -61,6 +61,9 @@ pub enum Command {
     /// Summarize a text of any length (split to the context window, summarized, combined), streaming the result.
     #[command(after_help = "Example:\n  slm summarize /usr/share/common-licenses/Apache-2.0 --sentences 3\n  cat notes.txt | slm summarize -")]
     Summarize(SummarizeArgs),
+    /// Classify texts zero-shot into given labels, with calibrated probabilities (batch: --jsonl).
+    #[command(after_help = "Example:\n  slm classify --labels spam,ham \"WIN A FREE CRUISE!!! Click now\"\n  slm classify --labels positive,negative --instruction \"What is the sentiment of this review?\" --jsonl reviews.jsonl")]
+    Classify(ClassifyArgs),
     /// Train a small Llama-style model on text files on the CPU (from scratch or from a GGUF).
     #[command(after_help = "Example:\n  slm tokenizer train --data texts/ --vocab-size 2048 --out tokenizer.json\n  slm train --config model.toml --data texts/ --out run/ --tokenizer tokenizer.json\n  slm train --config model.toml --data texts/ --out run/ --resume\n  slm run -m run/model.gguf --raw \"Once upon a time\"\n\nFiles in --out: checkpoint.gguf, model.gguf, metrics.jsonl, loss.svg, tokenizer.gguf, config.toml")]
     Train(TrainArgs),
@@ -501,4 +504,32 @@ pub struct SummarizeArgs {
     /// Penalise repeated tokens (1 = off).
     #[arg(long = "repeat-penalty", default_value_t = 1.15)]
     pub repeat_penalty: f32,
+}
+
+/// `slm classify`
+#[derive(Debug, Args)]
+pub struct ClassifyArgs {
+    /// Texts to classify.
+    pub texts: Vec<String>,
+    /// Comma-separated labels (2 or more).
+    #[arg(short = 'l', long = "labels")]
+    pub labels: String,
+    /// The task, said to the model before the text.
+    #[arg(long = "instruction", default_value = "Classify the following text.")]
+    pub instruction: String,
+    /// JSON Lines input, one object with a "text" (and optional "id") per line; prints one JSON line each.
+    #[arg(long = "jsonl")]
+    pub jsonl: Option<PathBuf>,
+    /// Print JSON lines for positional texts too.
+    #[arg(long = "json")]
+    pub json: bool,
+    /// Model: a GGUF file path or a registry name.
+    #[arg(short = 'm', long = "model", default_value = "smollm2-135m-instruct")]
+    pub model: String,
+    /// Context size (longer texts keep their beginning).
+    #[arg(short = 'c', long = "ctx", default_value_t = 1024)]
+    pub ctx: usize,
+    /// Threads for compute (default: number of cores).
+    #[arg(short = 't', long = "threads")]
+    pub threads: Option<usize>,
 }

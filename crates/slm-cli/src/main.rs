@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Command::Fit(a) => cmd::fit::run(a),
         Command::Complete(a) => cmd::complete::run(a),
         Command::Summarize(a) => cmd::summarize::run(a),
+        Command::Classify(a) => cmd::classify::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Tokenizer(args::TokenizerCommand::Train(a)) => cmd::tokenizer::train(a),
     };

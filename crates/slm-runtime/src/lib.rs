@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod chat_template;
+pub mod classify;
 pub mod compare;
 pub mod complete;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod summarize;
 pub mod tokenizer;
 
 pub use chat_template::{ChatMessage, ChatTemplate, RenderedPrompt};
+pub use classify::{Classification, ZeroShot};
 pub use compare::{compare, compare_many, CompareReport};
 pub use complete::{complete, CompleteOptions, Completion, Suggestion};
 pub use error::RuntimeError;

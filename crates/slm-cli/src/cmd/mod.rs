@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod chat;
+pub mod classify;
 pub mod complete;
 pub mod convert;
 pub mod eval;
