@@ -65,3 +65,20 @@ fn template_slicing_an_empty_value_backwards_is_an_error_not_a_panic() {
         "cba"
     );
 }
+
+/// fuzz target `tokenizer_json`: an 845-byte `tokenizer.json` with one token id of 32 million (or
+/// 4 billion) made the loader allocate per-id tables for every id up to it (out of memory). Ids far
+/// beyond the token count must be refused before anything is allocated.
+#[test]
+fn tokenizer_json_with_a_huge_token_id_is_refused() {
+    for id in [32_222_222u64, u32::MAX as u64] {
+        let json = format!(
+            r#"{{"version":"1.0","added_tokens":[],"normalizer":null,"pre_tokenizer":{{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true}},"post_processor":null,"decoder":{{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true}},"model":{{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":null,"end_of_word_suffix":null,"fuse_unk":false,"byte_fallback":false,"vocab":{{"h":0,"e":{id},"he":1}},"merges":["h e"]}}}}"#
+        );
+        match Tokenizer::from_hf_bytes(json.as_bytes(), None) {
+            Err(RuntimeError::InvalidVocab { reason, .. }) => assert!(reason.contains("not dense"), "{reason}"),
+            Err(other) => panic!("id {id}: expected InvalidVocab, got {other:?}"),
+            Ok(_) => panic!("id {id}: a sparse vocabulary was accepted"),
+        }
+    }
+}

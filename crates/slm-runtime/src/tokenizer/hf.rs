@@ -81,6 +81,16 @@ pub(super) fn from_bytes(
     if n == 0 {
         return Err(RuntimeError::vocab(name, "the vocabulary is empty"));
     }
+    // The tables below have one row per id up to the largest: a tiny file with an id of 4e9 would
+    // make them allocate ~100 GB. Real vocabularies are dense (holes, if any, are few), so refuse
+    // ids far beyond the token count. Found by fuzz/fuzz_targets/tokenizer_json.rs; test:
+    // tests/fuzz_regressions.rs.
+    if n > vocab.len().saturating_mul(2).saturating_add(1024) {
+        return Err(RuntimeError::vocab(
+            name,
+            format!("the largest token id is {} but there are only {} tokens; the ids are not dense", n - 1, vocab.len()),
+        ));
+    }
     let added = inner.get_added_tokens_decoder();
 
     let mut kinds = Vec::with_capacity(n);
