@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`slm fit` predicted vs measured, for every quantization of SmolLM2-135M (issue 9's acceptance).
 
-1. Measures this machine once: `slm fit --device auto --save-profile` (kernel probe).
+1. Measures this machine once: `slm fit MODEL --device auto --save-profile` (kernel probe, calibrated on MODEL's
+   own prompt/generation speed; MODEL = --calibrate-on, by default the first file).
 2. For each GGUF file: the prediction (`slm fit FILE --device PROFILE -c P+N -b B --json`) and the
    measurement (`slm bench -m FILE -p P -n N -b B`, peak RSS from the kernel's rusage of that process).
 3. Prints | file | peak RSS pred/meas | pp pred/meas | tg pred/meas | and the worst ratio.
@@ -37,9 +38,10 @@ def main(argv):
     ap.add_argument("-t", type=int, default=2)
     ap.add_argument("-r", type=int, default=3)
     ap.add_argument("--profile", default="/tmp/slm-fit-profile.json")
+    ap.add_argument("--calibrate-on", help="model the auto profile is calibrated on (default: the first file)")
     ap.add_argument("--json-out", default="bench/results/fit_check.json")
     a = ap.parse_args(argv)
-    subprocess.run([a.slm, "fit", a.files[0], "--device", "auto", "-t", str(a.t), "--save-profile", a.profile],
+    subprocess.run([a.slm, "fit", a.calibrate_on or a.files[0], "--device", "auto", "-t", str(a.t), "--save-profile", a.profile],
                    check=True, stdout=subprocess.DEVNULL)
     rows = []
     for f in a.files:

@@ -391,6 +391,9 @@ pub struct FitArgs {
     /// List the built-in device profiles.
     #[arg(long = "list-devices")]
     pub list_devices: bool,
+    /// With `--device auto`: skip calibrating the kernel probe on the model's own speed.
+    #[arg(long = "no-calibrate")]
+    pub no_calibrate: bool,
     /// Write the device profile used (e.g. the measured `auto` one) to this JSON file.
     #[arg(long = "save-profile")]
     pub save_profile: Option<PathBuf>,

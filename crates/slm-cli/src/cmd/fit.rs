@@ -17,13 +17,21 @@ pub fn run(args: FitArgs) -> Result<()> {
         outln!("{:<16} {:>8}      this machine, measured now by a short kernel probe", "auto", "");
         return Ok(());
     }
-    let device = device(&args)?;
+    // The engine's own footprint, before any model file is opened.
+    let base_rss = resident_now().unwrap_or(8 << 20);
+    let path = load::model_path(&args.model)?;
+    let file = std::sync::Arc::new(GgufFile::open(&path).with_context(|| format!("opening {}", path.display()))?);
+    let mut device = device(&args, base_rss)?;
+    if args.device == "auto" && !args.no_calibrate {
+        eprintln!("calibrating on {}...", path.display());
+        let model = slm_model::Model::from_gguf(file.clone())?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        probe::calibrate(&mut device, &model, &*load::pool(args.threads)?, &name)?;
+    }
     if let Some(path) = &args.save_profile {
         slm_format::atomic::write_bytes_atomic(path, serde_json::to_string_pretty(&device)?.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    let path = load::model_path(&args.model)?;
-    let file = GgufFile::open(&path).with_context(|| format!("opening {}", path.display()))?;
     let n_ctx = args.ctx.unwrap_or(4096);
     let predict_for = |quant: Option<FileType>| -> Result<Prediction> {
         let opts = quant.map(quant_options);
@@ -120,13 +128,13 @@ fn quant_options(ftype: FileType) -> QuantizeOptions {
     }
 }
 
-fn device(args: &FitArgs) -> Result<DeviceProfile> {
+fn device(args: &FitArgs, base_rss: u64) -> Result<DeviceProfile> {
     let name = args.device.as_str();
     if name == "auto" {
         let pool = load::pool(args.threads)?;
         let memory = probe::available_memory().unwrap_or(4 << 30);
         eprintln!("probing this machine's kernels ({} threads)...", pool.n_threads());
-        return Ok(probe::measure(&pool, memory, resident_now().unwrap_or(8 << 20))?);
+        return Ok(probe::measure(&pool, memory, base_rss)?);
     }
     if name.ends_with(".json") {
         let text = std::fs::read_to_string(name).with_context(|| format!("reading device profile {name}"))?;

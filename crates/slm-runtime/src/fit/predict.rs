@@ -100,7 +100,7 @@ fn overhead_secs(fp: &Footprint, dev: &DeviceProfile) -> f64 {
 }
 
 /// Seconds to process a prompt of `n` tokens from an empty context.
-fn prompt_secs(fp: &Footprint, dev: &DeviceProfile, n: usize, n_batch: usize) -> f64 {
+pub(crate) fn prompt_secs(fp: &Footprint, dev: &DeviceProfile, n: usize, n_batch: usize) -> f64 {
     let mut secs = 0.0;
     let mut pos = 0;
     while pos < n {
@@ -117,7 +117,7 @@ fn prompt_secs(fp: &Footprint, dev: &DeviceProfile, n: usize, n_batch: usize) ->
 }
 
 /// Seconds to generate `n` tokens one at a time from an empty context.
-fn gen_secs(fp: &Footprint, dev: &DeviceProfile, n: usize) -> f64 {
+pub(crate) fn gen_secs(fp: &Footprint, dev: &DeviceProfile, n: usize) -> f64 {
     let weights: f64 = fp
         .block_linears
         .iter()

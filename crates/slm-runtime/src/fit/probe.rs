@@ -126,3 +126,63 @@ pub fn available_memory() -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
+
+/// Scales a measured profile so that it predicts `model`'s own speed on this machine: runs a
+/// 128-token prompt and 32 generated tokens (after a warm-up), and multiplies every prompt rate
+/// by predicted/measured prompt time and every streaming rate by predicted/measured generation
+/// time. The kernel probe keeps the ratios between types; the model run supplies what the probe
+/// cannot see (norms, RoPE, attention, memory layout of a real file). Other formats of the same
+/// model are then predicted from this calibration.
+pub fn calibrate(
+    profile: &mut DeviceProfile,
+    model: &slm_model::Model,
+    pool: &Pool,
+    name: &str,
+) -> Result<(), RuntimeError> {
+    use slm_model::Logits;
+    let file = model.gguf();
+    let fp = super::Footprint::of(file, None)?;
+    let (n_p, n_g) = (128usize, 32usize);
+    let n_vocab = model.config().n_vocab as u64;
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let tokens: Vec<u32> = (0..n_p + n_g)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n_vocab) as u32
+        })
+        .collect();
+    let mut ctx = model.new_context(n_p + n_g, n_p)?;
+    let mut run = || -> Result<(f64, f64), RuntimeError> {
+        ctx.clear();
+        let t0 = Instant::now();
+        model.forward(&mut ctx, pool, &tokens[..n_p], Logits::Last)?;
+        let prompt = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        for &t in &tokens[n_p..] {
+            model.forward(&mut ctx, pool, &[t], Logits::Last)?;
+        }
+        Ok((prompt, t1.elapsed().as_secs_f64()))
+    };
+    run()?; // warm-up: page the weights in
+    let (mut prompt, mut gen) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..3 {
+        let (p, g) = run()?;
+        prompt = prompt.min(p);
+        gen = gen.min(g);
+    }
+    // Generation from an empty context in the predictor is positions 0..n; here it follows the prompt.
+    let predicted_prompt = super::predict::prompt_secs(&fp, profile, n_p, n_p);
+    let predicted_gen = super::predict::gen_secs(&fp, profile, n_g);
+    let (sp, sg) = (predicted_prompt / prompt, predicted_gen / gen);
+    for v in profile.prompt_gflops.values_mut() {
+        *v *= sp;
+    }
+    profile.attention_gflops *= sp;
+    for v in profile.decode_gbps.values_mut() {
+        *v *= sg;
+    }
+    profile.source = format!("{}; calibrated on {name} (prompt ×{sp:.2}, generation ×{sg:.2})", profile.source);
+    Ok(())
+}
