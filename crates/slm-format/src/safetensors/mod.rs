@@ -18,6 +18,7 @@
 //! ```
 
 mod error;
+mod json;
 mod reader;
 mod shards;
 mod writer;

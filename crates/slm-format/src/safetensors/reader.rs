@@ -274,14 +274,11 @@ fn parse(bytes: &[u8]) -> Result<Parsed, SafetensorsError> {
             file_size,
         })?;
     let data_size = file_size - data_start as u64;
-    let json: Value = serde_json::from_slice(header).map_err(|e| SafetensorsError::BadHeader {
-        reason: format!("not JSON: {e}"),
-    })?;
-    let Value::Object(map) = json else {
-        return Err(SafetensorsError::BadHeader {
-            reason: "the header is not a JSON object".into(),
-        });
-    };
+    // Keys must be unique: serde_json's maps would silently keep the last of two entries.
+    let super::json::UniqueObject(map) =
+        serde_json::from_slice(header).map_err(|e| SafetensorsError::BadHeader {
+            reason: format!("not a JSON object with unique keys: {e}"),
+        })?;
     if map.len() > MAX_TENSORS {
         return Err(SafetensorsError::TooManyTensors {
             count: map.len(),

@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
 
 use super::error::SafetensorsError;
 use super::reader::{SafetensorsFile, TensorEntry};
@@ -62,16 +61,18 @@ impl SafetensorsModel {
             )));
         }
         let text = std::fs::read(index_path).map_err(|e| SafetensorsError::io(index_path, e))?;
-        let json: Value =
-            serde_json::from_slice(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
-        let map = json
-            .get("weight_map")
-            .and_then(Value::as_object)
-            .ok_or_else(|| bad("\"weight_map\" is missing or not an object".into()))?;
+        // `weight_map` is read with unique keys: a tensor mapped twice is an error, not "the last wins".
+        #[derive(serde::Deserialize)]
+        struct Index {
+            weight_map: super::json::UniqueObject,
+        }
+        let index: Index = serde_json::from_slice(&text)
+            .map_err(|e| bad(format!("not an index with a \"weight_map\" object of unique keys: {e}")))?;
+        let map = index.weight_map.0;
         let dir = index_path.parent().unwrap_or(Path::new("."));
         // Shard name → tensor names it must hold.
         let mut shards: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (tensor, file) in map {
+        for (tensor, file) in &map {
             let file = file
                 .as_str()
                 .ok_or_else(|| bad(format!("the shard of `{tensor}` is not a string")))?;

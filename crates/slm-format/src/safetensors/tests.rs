@@ -239,6 +239,14 @@ fn sharded_index_is_followed_and_checked() {
     fs::write(&index, r#"{"weight_map":{"a":"../etc/passwd"}}"#).unwrap();
     let err = SafetensorsModel::open_dir(dir.path()).unwrap_err();
     assert!(err.to_string().contains("plain file name"), "{err}");
+    // A tensor mapped twice is refused, not resolved to "the last one wins".
+    fs::write(
+        &index,
+        r#"{"weight_map":{"a":"model-00001-of-00002.safetensors","a":"model-00002-of-00002.safetensors"}}"#,
+    )
+    .unwrap();
+    let err = SafetensorsModel::open_dir(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("appears twice"), "{err}");
     fs::write(&index, r#"{"weight_map":{"a":"missing.safetensors"}}"#).unwrap();
     assert!(matches!(
         SafetensorsModel::open_dir(dir.path()),
@@ -287,4 +295,14 @@ fn streaming_writer_matches_the_in_memory_one_and_checks_sizes() {
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     let dup = vec![specs[0].clone(), specs[0].clone()];
     assert!(write_streaming::<SafetensorsError>(&bad, &meta, &dup, |_| Ok(vec![])).is_err());
+}
+
+#[test]
+fn duplicate_header_keys_are_refused() {
+    // Two entries for `a` that disagree about its offsets: the file must not be read either way.
+    let header = r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#;
+    let err = SafetensorsFile::from_bytes(raw(header, 8)).err().expect("duplicate keys must fail");
+    assert!(err.to_string().contains("appears twice"), "{err}");
+    let meta_twice = r#"{"__metadata__":{"x":"1"},"__metadata__":{"x":"2"}}"#;
+    assert!(SafetensorsFile::from_bytes(raw(meta_twice, 0)).is_err());
 }
