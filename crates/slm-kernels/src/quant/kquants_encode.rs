@@ -422,25 +422,7 @@ pub(crate) fn quantize_q5_k(src: &[f32], dst: &mut [u8]) {
         let (head, rest) = b.split_at_mut(16);
         let (qh, ql) = rest.split_at_mut(32);
         quantize_q45_k_block(x, &p, head, &mut l);
-        qh.iter_mut().for_each(|h| *h = 0);
-        let (mut m1, mut m2) = (1u8, 2u8);
-        for (c, q) in ql.chunks_exact_mut(32).enumerate() {
-            for (j, o) in q.iter_mut().enumerate() {
-                let mut l1 = l[64 * c + j];
-                if l1 > 15 {
-                    l1 -= 16;
-                    qh[j] |= m1;
-                }
-                let mut l2 = l[64 * c + j + 32];
-                if l2 > 15 {
-                    l2 -= 16;
-                    qh[j] |= m2;
-                }
-                *o = l1 | (l2 << 4);
-            }
-            m1 = m1.wrapping_shl(2);
-            m2 = m2.wrapping_shl(2);
-        }
+        pack_q5_k_levels(&l, qh, ql);
     }
 }
 
@@ -488,5 +470,29 @@ pub(crate) fn quantize_q6_k(src: &[f32], dst: &mut [u8]) {
                 qh[qho + i] = (q(0) >> 4) | ((q(32) >> 4) << 2) | ((q(64) >> 4) << 4) | ((q(96) >> 4) << 6);
             }
         }
+    }
+}
+
+/// Packs 256 five-bit levels `l` into Q5_K's `qh[32]` (fifth bits) and `ql[128]` (low nibbles),
+/// in ggml's order.
+pub(crate) fn pack_q5_k_levels(l: &[u8; QK_K], qh: &mut [u8], ql: &mut [u8]) {
+    qh.iter_mut().for_each(|h| *h = 0);
+    let (mut m1, mut m2) = (1u8, 2u8);
+    for (c, q) in ql.chunks_exact_mut(32).enumerate() {
+        for (j, o) in q.iter_mut().enumerate() {
+            let mut l1 = l[64 * c + j];
+            if l1 > 15 {
+                l1 -= 16;
+                qh[j] |= m1;
+            }
+            let mut l2 = l[64 * c + j + 32];
+            if l2 > 15 {
+                l2 -= 16;
+                qh[j] |= m2;
+            }
+            *o = l1 | (l2 << 4);
+        }
+        m1 = m1.wrapping_shl(2);
+        m2 = m2.wrapping_shl(2);
     }
 }
