@@ -37,10 +37,9 @@ pub struct Classification {
 }
 
 fn log_softmax(logits: &[f32]) -> Vec<f64> {
-    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
-    let z = max + sum.ln();
-    logits.iter().map(|&l| l as f64 - z).collect()
+    let mut out = vec![0.0; logits.len()];
+    crate::compare::log_softmax(logits, &mut out);
+    out
 }
 
 impl<'a> ZeroShot<'a> {

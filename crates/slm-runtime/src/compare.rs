@@ -39,7 +39,7 @@ pub struct CompareReport {
 }
 
 /// `log_softmax(logits)` into `out`, with f64 accumulation.
-fn log_softmax(logits: &[f32], out: &mut [f64]) {
+pub(crate) fn log_softmax(logits: &[f32], out: &mut [f64]) {
     let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
     let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
     let log_z = max + sum.ln();

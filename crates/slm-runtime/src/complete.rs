@@ -60,10 +60,10 @@ pub struct Completion {
 
 /// Softmax of `logits` in f64.
 fn probabilities(logits: &[f32]) -> Vec<f64> {
-    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let exp: Vec<f64> = logits.iter().map(|&l| (l as f64 - max).exp()).collect();
-    let sum: f64 = exp.iter().sum();
-    exp.into_iter().map(|e| e / sum).collect()
+    let mut out = vec![0.0; logits.len()];
+    crate::compare::log_softmax(logits, &mut out);
+    out.iter_mut().for_each(|lp| *lp = lp.exp());
+    out
 }
 
 /// Whether a suggestion should end after this token: end of text, a control token, a line break,

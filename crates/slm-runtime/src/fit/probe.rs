@@ -7,26 +7,11 @@ use super::profile::DeviceProfile;
 use crate::error::RuntimeError;
 use slm_format::GgmlType;
 use slm_kernels::quant::quantize_row;
+use slm_model::quantize::WRITABLE_TYPES;
 use slm_kernels::{matmul, Pool, QMatrix, Scratch};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// Types the probe measures (every type `slm quantize` writes).
-const TYPES: [GgmlType; 13] = [
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q8_0,
-    GgmlType::Q6_K,
-    GgmlType::Q5_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_K,
-    GgmlType::Q4_1,
-    GgmlType::Q4_0,
-    GgmlType::Q4_K,
-    GgmlType::Q3_K,
-    GgmlType::Q2_K,
-];
 
 /// Columns of the probe matrices (a multiple of every block size).
 const COLS: usize = 1024;
@@ -78,7 +63,8 @@ pub fn measure(pool: &Pool, memory_bytes: u64, runtime_bytes: u64) -> Result<Dev
     let (mut decode, mut prompt) = (BTreeMap::new(), BTreeMap::new());
     let mut scratch = Scratch::new();
     let x: Vec<f32> = (0..64 * COLS).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
-    for dtype in TYPES {
+    // Every type `slm quantize` writes.
+    for dtype in WRITABLE_TYPES {
         let row_bytes = dtype.row_bytes(COLS as u64).unwrap_or(1) as usize;
         let rows = DECODE_BYTES / row_bytes;
         let data = matrix_bytes(dtype, rows)?;
