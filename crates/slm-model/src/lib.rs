@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod arch;
+pub mod bert;
 pub mod config;
 pub mod error;
 pub mod hf;

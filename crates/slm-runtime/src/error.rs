@@ -113,6 +113,10 @@ pub enum RuntimeError {
     #[error(transparent)]
     Model(#[from] slm_model::ModelError),
 
+    /// Converting a Hugging Face model directory failed.
+    #[error(transparent)]
+    Convert(#[from] slm_model::hf::HfError),
+
     /// A request that cannot be served as given (empty prompt, prompt longer than the context...).
     #[error("invalid request: {0}")]
     InvalidRequest(String),

@@ -5,10 +5,12 @@
 //! release the operation covers the common prefix (iterators and `zip`, never out-of-bounds).
 
 mod attend;
+mod encoder;
 mod rope;
 #[cfg(target_arch = "x86_64")]
 mod simd_x86;
 pub use attend::attend;
+pub use encoder::{bias_gelu_inplace, erf, gelu_erf, gelu_tanh, layer_norm, layer_norm_inplace, Gelu};
 pub use rope::{rope_inplace, RopeTable};
 
 /// `out[i] = x[i] / rms(x) * weight[i]` with `rms(x) = sqrt(mean(x²) + eps)`, accumulated in f64

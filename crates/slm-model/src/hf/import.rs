@@ -47,11 +47,7 @@ pub fn build_gguf(
 ) -> Result<(GgufWriter, ImportSummary), HfError> {
     let cfg = match HfConfig::read(&dir.join("config.json"))? {
         HfConfig::Llama(c) => c,
-        HfConfig::Bert(_) => {
-            return Err(HfError::Unsupported(
-                "BERT models can be read (config, tensors, tokenizer) but slm has no BERT architecture to convert them to yet".into(),
-            ))
-        }
+        HfConfig::Bert(c) => return super::bert::build_bert_gguf(dir, &c, opts, progress),
     };
     let dims = Dims::check(&cfg)?;
     let st = SafetensorsModel::open_dir(dir)?;

@@ -1,6 +1,6 @@
 //! Hugging Face layout ⇄ GGUF: `config.json` + `model.safetensors` (or shards) + `tokenizer.json`
 //! on one side, one GGUF file on the other, for the Llama architecture (SmolLM, Llama, Mistral-style)
-//! and Qwen2 (Q/K/V biases, NeoX RoPE, so no Q/K permutation).
+//! and Qwen2 (Q/K/V biases, NeoX RoPE, so no Q/K permutation); BERT encoders import (`bert.rs`).
 //!
 //! ```text
 //!  import: config.json ─► LlamaConfig ─► llama.* keys        export: GGUF ─► ModelConfig ─► config.json
@@ -11,11 +11,13 @@
 //! Naming, permutation and metadata follow llama.cpp's `convert_hf_to_gguf.py`, so files made
 //! here load in llama.cpp and files from llama.cpp export to what transformers loads.
 
+mod bert;
 mod export;
 mod import;
 mod names;
 mod tokenizer;
 
+pub use bert::bert_hf_to_gguf_name;
 pub use export::{export_hf, ExportOptions, ExportSummary, DEFAULT_MAX_SHARD_BYTES};
 pub use import::{build_gguf, import_hf, ImportOptions, ImportSummary};
 pub use names::{gguf_to_hf_name, hf_to_gguf_name, permute_qk, unpermute_qk};
