@@ -4,7 +4,7 @@
 //! Readers therefore see either the old file or the complete new one, never a half-written file,
 //! even if the process or the machine dies mid-write. Used for models, checkpoints and configs.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,7 +73,7 @@ fn sync_parent_dir(path: &Path) {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        if let Ok(dir) = File::open(parent) {
+        if let Ok(dir) = fs::File::open(parent) {
             let _ = dir.sync_all();
         }
     }
