@@ -64,6 +64,12 @@ pub enum Command {
     /// Classify texts zero-shot into given labels, with calibrated probabilities (batch: --jsonl).
     #[command(after_help = "Example:\n  slm classify --labels spam,ham \"WIN A FREE CRUISE!!! Click now\"\n  slm classify --labels positive,negative --instruction \"What is the sentiment of this review?\" --jsonl reviews.jsonl")]
     Classify(ClassifyArgs),
+    /// Sentence embeddings with a BERT-family encoder (e.g. all-MiniLM-L6-v2), as JSON, JSON Lines or NPY.
+    #[command(after_help = "Example:\n  slm embed -m ./all-MiniLM-L6-v2 \"A man is eating food.\" \"A man eats bread.\"\n  slm embed -m minilm.gguf --file sentences.txt --format npy -o vectors.npy\n\nMODEL: a bert GGUF file (see `slm convert`) or a Hugging Face directory (config.json, model.safetensors, tokenizer.json).")]
+    Embed(EmbedArgs),
+    /// Cosine similarity between texts, or the lines of a file ranked against a query (semantic search).
+    #[command(after_help = "Example:\n  slm similarity -m minilm.gguf \"How do I reset my password?\" \"I forgot my login\"\n  slm similarity -m minilm.gguf \"refund policy\" --file faq.txt --top 3")]
+    Similarity(SimilarityArgs),
     /// Train a small Llama-style model on text files on the CPU (from scratch or from a GGUF).
     #[command(after_help = "Example:\n  slm tokenizer train --data texts/ --vocab-size 2048 --out tokenizer.json\n  slm train --config model.toml --data texts/ --out run/ --tokenizer tokenizer.json\n  slm train --config model.toml --data texts/ --out run/ --resume\n  slm run -m run/model.gguf --raw \"Once upon a time\"\n\nFiles in --out: checkpoint.gguf, model.gguf, metrics.jsonl, loss.svg, tokenizer.gguf, config.toml")]
     Train(TrainArgs),
@@ -532,6 +538,70 @@ pub struct ClassifyArgs {
     /// Context size (longer texts keep their beginning).
     #[arg(short = 'c', long = "ctx", default_value_t = 1024)]
     pub ctx: usize,
+    /// Threads for compute (default: number of cores).
+    #[arg(short = 't', long = "threads")]
+    pub threads: Option<usize>,
+}
+
+/// Output format of `slm embed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmbedFormat {
+    /// One JSON object: `{"model", "dim", "data": [{"index", "embedding"}]}`.
+    Json,
+    /// One JSON object per line: `{"index", "text", "embedding"}`.
+    Jsonl,
+    /// A NumPy `.npy` float32 array `[texts][dim]` (needs -o).
+    Npy,
+}
+
+/// `slm embed`
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// Texts to embed.
+    pub texts: Vec<String>,
+    /// Encoder: a bert GGUF file or a Hugging Face model directory.
+    #[arg(short = 'm', long = "model")]
+    pub model: String,
+    /// More texts, one per line (`-` reads standard input); blank lines are skipped.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
+    /// Output format.
+    #[arg(long = "format", value_enum, default_value_t = EmbedFormat::Jsonl)]
+    pub format: EmbedFormat,
+    /// Write to this file (atomically) instead of standard output.
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+    /// Texts per forward pass.
+    #[arg(short = 'b', long = "batch", default_value_t = 32)]
+    pub batch: usize,
+    /// Threads for compute (default: number of cores).
+    #[arg(short = 't', long = "threads")]
+    pub threads: Option<usize>,
+    /// Pooling: mean or cls (default: the model's).
+    #[arg(long = "pooling")]
+    pub pooling: Option<String>,
+    /// Do not L2-normalise the vectors.
+    #[arg(long = "no-normalize")]
+    pub no_normalize: bool,
+    /// Print timing as one JSON line on standard error: {"texts","tokens","seconds","texts_per_s"} (seconds exclude loading).
+    #[arg(long = "stats-json")]
+    pub stats_json: bool,
+}
+
+/// `slm similarity`
+#[derive(Debug, Args)]
+pub struct SimilarityArgs {
+    /// Two or more texts (a matrix for more than two), or one query with --file.
+    pub texts: Vec<String>,
+    /// Encoder: a bert GGUF file or a Hugging Face model directory.
+    #[arg(short = 'm', long = "model")]
+    pub model: String,
+    /// Rank this file's lines against the query.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
+    /// How many ranked lines to print.
+    #[arg(long = "top", default_value_t = 10)]
+    pub top: usize,
     /// Threads for compute (default: number of cores).
     #[arg(short = 't', long = "threads")]
     pub threads: Option<usize>,

@@ -33,6 +33,8 @@ fn main() -> ExitCode {
         Command::Complete(a) => cmd::complete::run(a),
         Command::Summarize(a) => cmd::summarize::run(a),
         Command::Classify(a) => cmd::classify::run(a),
+        Command::Embed(a) => cmd::embed::run(a),
+        Command::Similarity(a) => cmd::embed::similarity(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Tokenizer(args::TokenizerCommand::Train(a)) => cmd::tokenizer::train(a),
     };

@@ -5,6 +5,7 @@ pub mod chat;
 pub mod classify;
 pub mod complete;
 pub mod convert;
+pub mod embed;
 pub mod eval;
 pub mod fit;
 pub mod imatrix;
