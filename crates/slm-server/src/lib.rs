@@ -42,6 +42,7 @@ pub mod respond;
 pub mod routes;
 pub mod server;
 pub mod types;
+pub mod web_static;
 pub mod worker;
 
 pub use engine::{Engine, EngineOptions};

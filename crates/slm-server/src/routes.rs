@@ -67,6 +67,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(page))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/web", get(crate::web_static::redirect)).route("/web/", get(crate::web_static::index)).route("/web/{*path}", get(crate::web_static::file))
         .merge(v1)
         .fallback(|req: Request| async move {
             ApiError::NotFound(req.uri().path().chars().take(200).collect())
