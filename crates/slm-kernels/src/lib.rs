@@ -43,6 +43,7 @@
 mod act;
 #[cfg(target_arch = "x86_64")]
 mod act_avx2;
+mod dense;
 pub mod dot;
 mod error;
 #[cfg(test)]
@@ -54,6 +55,7 @@ mod pool;
 pub mod quant;
 
 pub use act::{quantize_q8, quantize_q8k, Q8Block, Q8KBlock, Scratch};
+pub use dense::{matmul_dense, matmul_f32_dense, DENSE_MIN_TOKENS};
 pub use dot::Isa;
 pub use error::KernelError;
 pub use matmul::{best_isa, matmul, matmul_many, matmul_reference, matmul_with_isa};

@@ -17,6 +17,8 @@ mod avx2_k23;
 pub(crate) mod scalar;
 #[cfg(test)]
 mod tests;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm_simd;
 
 /// An instruction-set level a kernel set is written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -147,6 +149,20 @@ pub(crate) fn kernel(dtype: GgmlType, isa: Isa) -> Result<Kernel, KernelError> {
     if matches!(isa, Isa::Avx2 | Isa::Avx512Vnni) {
         if let Some(k) = avx2_kernel(dtype) {
             return Ok(k);
+        }
+    }
+    // SIMD128 is fixed when the wasm module is compiled, so it needs no run-time check.
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        use GgmlType::*;
+        let one: Option<DotFn<Q8Block>> = match dtype {
+            Q4_0 => Some(wasm_simd::q4_0_q8),
+            Q4_1 => Some(wasm_simd::q4_1_q8),
+            Q8_0 => Some(wasm_simd::q8_0_q8),
+            _ => None,
+        };
+        if let Some(one) = one {
+            return Ok(q8(one));
         }
     }
     let _ = isa;

@@ -207,9 +207,8 @@ mod tests {
     /// Naive f64 attention for one query row.
     fn naive(q: &[f32], keys: &[f32], values: &[f32], n: usize, scale: f32) -> Vec<f32> {
         let d = q.len();
-        let s: Vec<f64> = (0..n)
-            .map(|j| scale as f64 * (0..d).map(|c| q[c] as f64 * keys[j * d + c] as f64).sum::<f64>())
-            .collect();
+        let s: Vec<f64> =
+            (0..n).map(|j| scale as f64 * (0..d).map(|c| q[c] as f64 * keys[j * d + c] as f64).sum::<f64>()).collect();
         let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let e: Vec<f64> = s.iter().map(|x| (x - max).exp()).collect();
         let z: f64 = e.iter().sum();

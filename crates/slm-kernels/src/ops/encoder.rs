@@ -82,7 +82,14 @@ pub enum Gelu {
 pub fn bias_gelu_inplace(x: &mut [f32], bias: &[f32], kind: Gelu) {
     debug_assert_eq!(x.len(), bias.len());
     match kind {
-        Gelu::Erf => x.iter_mut().zip(bias).for_each(|(v, &b)| *v = gelu_erf(*v + b)),
+        Gelu::Erf => {
+            #[cfg(target_arch = "x86_64")]
+            if super::use_avx2() {
+                // SAFETY: avx2 and fma were detected.
+                return unsafe { super::simd_x86::bias_gelu_erf(x, bias) };
+            }
+            x.iter_mut().zip(bias).for_each(|(v, &b)| *v = gelu_erf(*v + b))
+        }
         Gelu::Tanh => x.iter_mut().zip(bias).for_each(|(v, &b)| *v = gelu_tanh(*v + b)),
     }
 }
@@ -109,6 +116,19 @@ mod tests {
         for (x, want) in [(-3.0, -0.004_049_7), (-1.0, -0.158_655_3), (0.5, 0.345_731_2), (2.0, 1.954_499_7)] {
             assert!((gelu_erf(x) - want).abs() < 1e-6, "gelu({x})");
             assert!((gelu_tanh(x) - want).abs() < 1e-3, "gelu_tanh({x})");
+        }
+    }
+
+    #[test]
+    fn vectorized_gelu_matches_the_scalar_one() {
+        let n = 1000 + 5;
+        let x: Vec<f32> = (0..n).map(|i| (i as f32 - 500.0) / 60.0).collect();
+        let bias: Vec<f32> = (0..n).map(|i| ((i % 7) as f32 - 3.0) / 10.0).collect();
+        let mut got = x.clone();
+        bias_gelu_inplace(&mut got, &bias, Gelu::Erf);
+        for ((g, &v), &b) in got.iter().zip(&x).zip(&bias) {
+            let want = gelu_erf(v + b);
+            assert!((g - want).abs() <= 2e-7 * (1.0 + (v + b).abs()), "gelu({}) = {g}, want {want}", v + b);
         }
     }
 

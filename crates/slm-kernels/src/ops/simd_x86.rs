@@ -109,7 +109,8 @@ pub(super) fn exp8(x: __m256) -> __m256 {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
     }
     let y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0));
-    let pow2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23));
+    let pow2 =
+        _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23));
     _mm256_andnot_ps(too_small, _mm256_mul_ps(y, pow2))
 }
 
@@ -183,6 +184,39 @@ pub(super) fn silu_mul(gate: &mut [f32], up: &[f32]) {
     }
     for (g, u) in gate[i..n].iter_mut().zip(&up[i..n]) {
         *g = super::silu(*g) * u;
+    }
+}
+
+/// `x[i] = gelu(x[i] + bias[i])`, exact GELU with erf from Abramowitz & Stegun 7.1.26
+/// (|error| < 1.5e-7) and the vectorized exp.
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn bias_gelu_erf(x: &mut [f32], bias: &[f32]) {
+    let n = x.len().min(bias.len());
+    let (half, one) = (_mm256_set1_ps(0.5), _mm256_set1_ps(1.0));
+    let sign_mask = _mm256_set1_ps(-0.0);
+    let mut i = 0;
+    // SAFETY: i + 8 <= n <= x.len(), bias.len().
+    unsafe {
+        while i + 8 <= n {
+            let v = _mm256_add_ps(_mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(bias.as_ptr().add(i)));
+            let z = _mm256_mul_ps(v, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+            let a = _mm256_andnot_ps(sign_mask, z);
+            let t = _mm256_div_ps(one, _mm256_fmadd_ps(a, _mm256_set1_ps(0.327_591_1), one));
+            let mut p = _mm256_set1_ps(1.061_405_4);
+            for c in [-1.453_152_1, 1.421_413_8, -0.284_496_72, 0.254_829_6] {
+                p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(c));
+            }
+            p = _mm256_mul_ps(p, t);
+            let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(a, a)));
+            let erf_abs = _mm256_fnmadd_ps(p, e, one);
+            let erf = _mm256_or_ps(erf_abs, _mm256_and_ps(sign_mask, z));
+            let g = _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, erf));
+            _mm256_storeu_ps(x.as_mut_ptr().add(i), g);
+            i += 8;
+        }
+    }
+    for (v, &b) in x[i..n].iter_mut().zip(&bias[i..n]) {
+        *v = super::gelu_erf(*v + b);
     }
 }
 

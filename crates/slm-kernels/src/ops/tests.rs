@@ -74,16 +74,7 @@ fn rope_normal_rotates_adjacent_pairs_by_hand_computed_angles() {
     rope_inplace(&mut x, 2, 4, 3, &table, false);
     let (c0, s0) = (3.0f32.cos(), 3.0f32.sin());
     let (c1, s1) = (0.3f32.cos(), 0.3f32.sin());
-    let want = [
-        c0,
-        s0,
-        -2.0 * s1,
-        2.0 * c1,
-        3.0 * c0 - 4.0 * s0,
-        3.0 * s0 + 4.0 * c0,
-        c1 - s1,
-        s1 + c1,
-    ];
+    let want = [c0, s0, -2.0 * s1, 2.0 * c1, 3.0 * c0 - 4.0 * s0, 3.0 * s0 + 4.0 * c0, c1 - s1, s1 + c1];
     for (a, b) in x.iter().zip(&want) {
         assert!(close(*a, *b, 1e-6), "{x:?} vs {want:?}");
     }

@@ -6,11 +6,12 @@
 //! the work on padding.
 
 use slm_kernels::ops::{attend, bias_gelu_inplace, layer_norm_inplace};
-use slm_kernels::{matmul_many, Pool, QMatrix, Scratch};
+use slm_kernels::{matmul_dense, matmul_many, Pool, QMatrix, Scratch, DENSE_MIN_TOKENS};
 
 use super::config::{BertConfig, Pooling};
-use super::weights::{BertLayer, BertWeights};
+use super::weights::{BertLayer, BertWeights, Norm};
 use crate::error::ModelError;
+use crate::weights::Linear;
 
 /// Reusable buffers of [`super::BertModel::encode`]; they grow to the largest batch seen.
 #[derive(Default)]
@@ -28,7 +29,16 @@ pub struct EncoderState {
     heads: [Vec<f32>; 4],
     /// Attention scores of one sequence, `[H][L][L]`.
     scores: Vec<f32>,
+    bufs: Bufs,
+}
+
+/// Work buffers of the matrix products.
+#[derive(Default)]
+struct Bufs {
+    /// Activation quantization of the dot-product kernels.
     scratch: Scratch,
+    /// A quantized weight decoded to f32 for the dense GEMM.
+    decoded: Vec<f32>,
 }
 
 impl EncoderState {
@@ -135,8 +145,15 @@ fn block(cfg: &BertConfig, l: &BertLayer, pool: &Pool, total: usize, st: &mut En
     grow(&mut st.ctx, n);
     grow(&mut st.ff, total * ff);
     let x = &mut st.hidden[..n];
-    let (qm, km, vm) = (l.q.matrix()?, l.k.matrix()?, l.v.matrix()?);
-    matmul_many(pool, [&qm, &km, &vm], x, total, [&mut st.q[..n], &mut st.k[..n], &mut st.v[..n]], &mut st.scratch)?;
+    let dec = &mut st.bufs.decoded;
+    if !(project(pool, &l.q, x, total, &mut st.q[..n], dec)?
+        && project(pool, &l.k, x, total, &mut st.k[..n], dec)?
+        && project(pool, &l.v, x, total, &mut st.v[..n], dec)?)
+    {
+        let (qm, km, vm) = (l.q.matrix()?, l.k.matrix()?, l.v.matrix()?);
+        let outs = [&mut st.q[..n], &mut st.k[..n], &mut st.v[..n]];
+        matmul_many(pool, [&qm, &km, &vm], x, total, outs, &mut st.bufs.scratch)?;
+    }
     for (lin, buf) in [(&l.q, &mut st.q), (&l.k, &mut st.k), (&l.v, &mut st.v)] {
         add_bias(&mut buf[..n], lin.bias.as_deref());
     }
@@ -145,19 +162,46 @@ fn block(cfg: &BertConfig, l: &BertLayer, pool: &Pool, total: usize, st: &mut En
         attention(cfg, pool, a, b - a, st);
     }
     // The attention output goes into `q` (free now), then joins the residual.
-    l.o.forward(pool, &st.ctx[..n], total, &mut st.q[..n], &mut st.scratch)?;
+    linear(pool, &l.o, &st.ctx[..n], total, &mut st.q[..n], &mut st.bufs)?;
     let x = &mut st.hidden[..n];
-    residual_norm(x, &st.q[..n], d, &l.attn_norm.weight, &l.attn_norm.bias, cfg.eps);
+    residual_norm(pool, x, &st.q[..n], d, &l.attn_norm, cfg.eps);
 
-    let up = l.up.matrix()?;
     let h = &mut st.ff[..total * ff];
-    slm_kernels::matmul(pool, &up, x, total, h, &mut st.scratch)?;
-    for row in h.chunks_exact_mut(ff) {
-        bias_gelu_inplace(row, &l.up_bias, cfg.gelu);
-    }
-    l.down.forward(pool, h, total, &mut st.q[..n], &mut st.scratch)?;
-    residual_norm(x, &st.q[..n], d, &l.out_norm.weight, &l.out_norm.bias, cfg.eps);
+    linear(pool, &l.up, x, total, h, &mut st.bufs)?;
+    par_rows(pool, h, ff, &|_, rows| {
+        for row in rows.chunks_exact_mut(ff) {
+            bias_gelu_inplace(row, &l.up_bias, cfg.gelu);
+        }
+    });
+    linear(pool, &l.down, h, total, &mut st.q[..n], &mut st.bufs)?;
+    residual_norm(pool, x, &st.q[..n], d, &l.out_norm, cfg.eps);
     Ok(())
+}
+
+/// `out = W x` (no bias) through the dense GEMM when the batch is large (quantized weights are
+/// decoded to f32 first);
+/// `Ok(false)` when that path does not apply.
+fn project(
+    pool: &Pool,
+    lin: &Linear,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+    decoded: &mut Vec<f32>,
+) -> Result<bool, ModelError> {
+    if n < DENSE_MIN_TOKENS {
+        return Ok(false);
+    }
+    Ok(matmul_dense(pool, &lin.matrix()?, x, n, out, decoded)?)
+}
+
+/// `out = W x + b` for `n` tokens, on the fastest path for the weight's type and the batch size.
+fn linear(pool: &Pool, lin: &Linear, x: &[f32], n: usize, out: &mut [f32], bufs: &mut Bufs) -> Result<(), ModelError> {
+    if project(pool, lin, x, n, out, &mut bufs.decoded)? {
+        add_bias(out, lin.bias.as_deref());
+        return Ok(());
+    }
+    lin.forward(pool, x, n, out, &mut bufs.scratch)
 }
 
 fn add_bias(x: &mut [f32], bias: Option<&[f32]>) {
@@ -168,10 +212,32 @@ fn add_bias(x: &mut [f32], bias: Option<&[f32]>) {
     }
 }
 
-fn residual_norm(x: &mut [f32], y: &[f32], d: usize, weight: &[f32], bias: &[f32], eps: f32) {
-    for (xr, yr) in x.chunks_exact_mut(d).zip(y.chunks_exact(d)) {
-        slm_kernels::ops::add_inplace(xr, yr);
-        layer_norm_inplace(xr, weight, bias, eps);
+/// `x[t] = LayerNorm(x[t] + y[t])` for every row, rows spread over the pool.
+fn residual_norm(pool: &Pool, x: &mut [f32], y: &[f32], d: usize, norm: &Norm, eps: f32) {
+    par_rows(pool, x, d, &|first, rows| {
+        let ys = y.get(first * d..).unwrap_or(&[]);
+        for (xr, yr) in rows.chunks_exact_mut(d).zip(ys.chunks_exact(d)) {
+            slm_kernels::ops::add_inplace(xr, yr);
+            layer_norm_inplace(xr, &norm.weight, &norm.bias, eps);
+        }
+    });
+}
+
+/// Runs `f(first_row, rows)` over blocks of whole rows of `buf` (rows of `width`), a few blocks
+/// per pool thread; the blocks are disjoint and cover every row.
+fn par_rows(pool: &Pool, buf: &mut [f32], width: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+    let n_rows = buf.len().checked_div(width).unwrap_or(0);
+    if n_rows == 0 {
+        return;
+    }
+    let per_task = n_rows.div_ceil(pool.n_threads() * 4).max(1);
+    let n_full = n_rows / per_task;
+    let (full, rest) = buf.split_at_mut(n_full * per_task * width);
+    // `run_chunks` hands out equal chunks of two buffers; the second is a placeholder.
+    let mut unit = vec![(); n_full];
+    pool.run_chunks(full, per_task * width, &mut unit, 1, &|i, rows, _| f(i * per_task, rows));
+    if !rest.is_empty() {
+        f(n_full * per_task, rest);
     }
 }
 

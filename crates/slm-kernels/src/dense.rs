@@ -1,0 +1,248 @@
+//! Dense f32 weights × many tokens on the `gemm` crate: the prompt-sized products of
+//! full-precision models (e.g. a BERT encoder's batch of a few thousand tokens), where a
+//! cache-blocked GEMM beats the per-row dot-product kernels of [`crate::matmul`].
+//!
+//! The output columns (weight rows) are split over the [`Pool`]; each task runs a single-threaded
+//! `gemm` over all tokens for its block, so the pool stays the only source of threads.
+
+use crate::{KernelError, Pool};
+
+/// Tokens from which [`matmul_f32_dense`] is worth it (below, the dot kernels are as fast).
+pub const DENSE_MIN_TOKENS: usize = 16;
+
+/// `out[t][r] = Σ_c w[r][c] · x[t][c]` for f32 weights stored as little-endian bytes.
+///
+/// Returns `Ok(false)` without touching `out` when this path does not apply (weight bytes not
+/// 4-byte aligned, a big-endian or wasm target): the caller then uses [`crate::matmul`].
+///
+/// # Shapes
+/// `w`: `[rows][cols]` f32 (as bytes); `x`: `[n_tokens][cols]`; `out`: `[n_tokens][rows]`.
+///
+/// # Errors
+/// `SizeMismatch` when a buffer's length does not match the shapes.
+pub fn matmul_f32_dense(
+    pool: &Pool,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n_tokens: usize,
+    out: &mut [f32],
+) -> Result<bool, KernelError> {
+    let need = |what: &'static str, expected: Option<usize>, found: usize| match expected {
+        Some(e) if e == found => Ok(()),
+        Some(e) => Err(KernelError::SizeMismatch { what, expected: e, found }),
+        None => Err(KernelError::Overflow { what }),
+    };
+    need("dense matmul weight bytes", rows.checked_mul(cols).and_then(|n| n.checked_mul(4)), w.len())?;
+    need("dense matmul x", n_tokens.checked_mul(cols), x.len())?;
+    need("dense matmul out", n_tokens.checked_mul(rows), out.len())?;
+    imp::run(pool, w, rows, cols, x, n_tokens, out)
+}
+
+/// [`matmul_f32_dense`] for a weight of any type: F32 weights are used in place; others (and
+/// misaligned F32) are first decoded into `decoded` (grown as needed, rows spread over the pool).
+/// For large batches the decode costs `rows × cols` against `n_tokens × rows × cols` multiply-adds.
+///
+/// Returns `Ok(false)` on targets without the dense path (wasm32, big-endian).
+///
+/// # Errors
+/// As [`matmul_f32_dense`]; `Unsupported` for integer weight types.
+pub fn matmul_dense(
+    pool: &Pool,
+    w: &crate::QMatrix,
+    x: &[f32],
+    n_tokens: usize,
+    out: &mut [f32],
+    decoded: &mut Vec<f32>,
+) -> Result<bool, KernelError> {
+    if !cfg!(all(target_endian = "little", not(target_arch = "wasm32"))) {
+        return Ok(false);
+    }
+    let (rows, cols) = (w.rows, w.cols);
+    if w.dtype == slm_format::GgmlType::F32 && matmul_f32_dense(pool, w.data, rows, cols, x, n_tokens, out)? {
+        return Ok(true);
+    }
+    let n = rows.checked_mul(cols).ok_or(KernelError::Overflow { what: "dense matmul weight" })?;
+    if decoded.len() < n {
+        decoded.resize(n, 0.0);
+    }
+    let dst = &mut decoded[..n];
+    if let Some(first) = dst.get_mut(..cols) {
+        // Surfaces a type the decoder does not handle (integer types) before spreading work.
+        w.dequantize_row(0, first)?;
+    }
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let per_task = rows.div_ceil(pool.n_threads() * 4).max(1);
+    let n_full = rows / per_task;
+    let (full, rest) = dst.split_at_mut(n_full * per_task * cols);
+    let mut unit = vec![(); n_full];
+    let decode = |first: usize, block: &mut [f32]| {
+        for (j, row) in block.chunks_exact_mut(cols).enumerate() {
+            if w.dequantize_row(first + j, row).is_err() {
+                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    };
+    pool.run_chunks(full, per_task * cols, &mut unit, 1, &|i, block, _| decode(i * per_task, block));
+    decode(n_full * per_task, rest);
+    if failed.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(KernelError::SizeMismatch {
+            what: "dense matmul weight bytes (rows × row bytes)",
+            expected: rows.saturating_mul(w.row_bytes()),
+            found: w.data.len(),
+        });
+    }
+    // SAFETY: a Vec<f32> is 4-byte aligned and `n * 4` bytes long.
+    let bytes = unsafe { std::slice::from_raw_parts(decoded.as_ptr() as *const u8, n * 4) };
+    matmul_f32_dense(pool, bytes, rows, cols, x, n_tokens, out)
+}
+
+#[cfg(all(target_endian = "little", not(target_arch = "wasm32")))]
+mod imp {
+    use super::*;
+
+    /// The output pointer, shared by tasks that write disjoint column blocks.
+    struct OutPtr(*mut f32);
+    // SAFETY: tasks write disjoint column ranges of the output (see `run`).
+    unsafe impl Sync for OutPtr {}
+    impl OutPtr {
+        fn get(&self) -> *mut f32 {
+            self.0
+        }
+    }
+
+    pub(super) fn run(
+        pool: &Pool,
+        w: &[u8],
+        rows: usize,
+        cols: usize,
+        x: &[f32],
+        n_tokens: usize,
+        out: &mut [f32],
+    ) -> Result<bool, KernelError> {
+        // SAFETY: every bit pattern is a valid f32; `align_to` only yields the aligned middle.
+        let (head, w, tail) = unsafe { w.align_to::<f32>() };
+        if !head.is_empty() || !tail.is_empty() {
+            return Ok(false);
+        }
+        if n_tokens == 0 || rows == 0 {
+            return Ok(true);
+        }
+        // Blocks of whole 64-column panels, a few per thread so uneven progress balances out.
+        let n_tasks = (pool.n_threads() * 3).clamp(1, rows.div_ceil(64));
+        let block = rows.div_ceil(n_tasks).next_multiple_of(16).min(rows);
+        let n_tasks = rows.div_ceil(block);
+        let dst = OutPtr(out.as_mut_ptr());
+        pool.run(n_tasks, &|i| {
+            let r0 = i * block;
+            let n = block.min(rows - r0);
+            // SAFETY: lengths were checked against rows/cols/n_tokens above. Task i reads weight
+            // rows r0..r0+n (w[r0*cols..]) and all of x, and writes out[t*rows + r0..][..n] for
+            // every t: column blocks of different tasks are disjoint, so no element is written
+            // twice, and `out` is exclusively borrowed for the whole `pool.run`.
+            unsafe {
+                gemm::gemm(
+                    n_tokens,
+                    n,
+                    cols,
+                    dst.get().add(r0),
+                    1,
+                    rows as isize,
+                    false,
+                    x.as_ptr(),
+                    1,
+                    cols as isize,
+                    w.as_ptr().add(r0 * cols),
+                    cols as isize,
+                    1,
+                    0.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        });
+        Ok(true)
+    }
+}
+
+#[cfg(not(all(target_endian = "little", not(target_arch = "wasm32"))))]
+mod imp {
+    use super::*;
+
+    pub(super) fn run(
+        _: &Pool,
+        _: &[u8],
+        _: usize,
+        _: usize,
+        _: &[f32],
+        _: usize,
+        _: &mut [f32],
+    ) -> Result<bool, KernelError> {
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_the_plain_product_for_odd_shapes() {
+        for (rows, cols, n) in [(1, 1, 1), (70, 33, 17), (384, 384, 40), (130, 64, 3)] {
+            let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
+            let x: Vec<f32> = (0..n * cols).map(|i| ((i * 104729) % 97) as f32 / 48.0 - 1.0).collect();
+            // A Vec<f32>'s bytes are 4-byte aligned, so the dense path applies.
+            let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let mut aligned = vec![0f32; rows * cols];
+            // SAFETY: same length in bytes; f32 has no invalid bit patterns.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), aligned.as_mut_ptr() as *mut u8, bytes.len()) };
+            let wb = unsafe { std::slice::from_raw_parts(aligned.as_ptr() as *const u8, bytes.len()) };
+            let pool = Pool::new(2).unwrap();
+            let mut out = vec![f32::NAN; n * rows];
+            assert!(matmul_f32_dense(&pool, wb, rows, cols, &x, n, &mut out).unwrap());
+            for t in 0..n {
+                for r in 0..rows {
+                    let want: f32 = (0..cols).map(|c| w[r * cols + c] * x[t * cols + c]).sum();
+                    let got = out[t * rows + r];
+                    assert!(
+                        (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                        "({rows},{cols},{n}) t{t} r{r}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn quantized_weights_are_decoded_then_multiplied() {
+        let (rows, cols, n) = (48, 64, 20);
+        let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 31) % 61) as f32 / 30.0 - 1.0).collect();
+        let x: Vec<f32> = (0..n * cols).map(|i| ((i * 17) % 23) as f32 / 11.0 - 1.0).collect();
+        let mut q = vec![0u8; rows * cols / 32 * 34];
+        crate::quant::quantize_row(slm_format::GgmlType::Q8_0, &w, &mut q).unwrap();
+        let m = crate::QMatrix::new(slm_format::GgmlType::Q8_0, rows, cols, &q).unwrap();
+        let pool = Pool::new(2).unwrap();
+        let mut dense = vec![0.0; n * rows];
+        let mut buf = Vec::new();
+        assert!(matmul_dense(&pool, &m, &x, n, &mut dense, &mut buf).unwrap());
+        let mut reference = vec![0.0; n * rows];
+        crate::matmul_reference(&m, &x, n, &mut reference).unwrap();
+        for (a, b) in dense.iter().zip(&reference) {
+            // The reference quantizes activations to 8 bits; the dense path keeps them f32.
+            assert!((a - b).abs() < 0.05 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn wrong_sizes_are_errors() {
+        let pool = Pool::new(1).unwrap();
+        let w = vec![0u8; 4 * 6];
+        let mut out = vec![0.0; 4];
+        assert!(matmul_f32_dense(&pool, &w, 2, 3, &[0.0; 5], 2, &mut out).is_err());
+        assert!(matmul_f32_dense(&pool, &w[..20], 2, 3, &[0.0; 6], 2, &mut out).is_err());
+    }
+}
