@@ -34,6 +34,5 @@ echo "== web page -> $out"
 mkdir -p "$out/pkg"
 "$tools/bin/wasm-bindgen" --target web --no-typescript --out-dir "$out/pkg" \
   target/wasm32-unknown-unknown/release/slm_wasm.wasm
-cp crates/slm-wasm/web/index.html crates/slm-wasm/web/app.js crates/slm-wasm/web/worker.js \
-  crates/slm-wasm/web/style.css "$out/"
+cp crates/slm-wasm/web/* "$out/"
 ls -l "$out/pkg/slm_wasm_bg.wasm" | awk '{ printf "slm_wasm_bg.wasm: %.1f MiB\n", $5 / 1048576 }'

@@ -143,6 +143,15 @@ impl SlmEngine {
         Ok(None)
     }
 
+    /// The next-token logits of the answer in progress (empty when none), for tests comparing
+    /// this build with the native one.
+    pub fn next_logits(&self) -> Vec<f32> {
+        self.engine
+            .next_logits()
+            .map(<[f32]>::to_vec)
+            .unwrap_or_default()
+    }
+
     /// Ends the answer in progress (the Stop button); the conversation so far stays cached.
     pub fn cancel(&mut self) {
         self.engine.cancel();

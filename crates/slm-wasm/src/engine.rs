@@ -235,6 +235,11 @@ impl Engine {
         Ok(reuse)
     }
 
+    /// The next-token logits of the answer in progress (`[V]`), for tests and tooling.
+    pub fn next_logits(&self) -> Option<&[f32]> {
+        self.active.as_ref().map(|a| a.logits.as_slice())
+    }
+
     /// Whether an answer is in progress.
     pub fn is_generating(&self) -> bool {
         self.active.is_some()

@@ -14,7 +14,9 @@ mod common;
 use slm_runtime::ChatMessage;
 use std::path::{Path, PathBuf};
 
-const QUESTION: &str = "What is the capital of France?";
+// A question the 135M model answers with confidence: near-ties (where float rounding in the
+// kernels may pick either token) come late, so the first 16 greedy tokens are comparable.
+const QUESTION: &str = "Who wrote Romeo and Juliet?";
 const N_TOKENS: usize = 32;
 
 fn repo() -> PathBuf {

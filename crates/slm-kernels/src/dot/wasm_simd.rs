@@ -37,13 +37,21 @@ fn dot16(w: v128, a: v128, signed: bool) -> v128 {
 
 #[inline(always)]
 fn hsum(v: v128) -> f32 {
-    f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v)
+    f32x4_extract_lane::<0>(v)
+        + f32x4_extract_lane::<1>(v)
+        + f32x4_extract_lane::<2>(v)
+        + f32x4_extract_lane::<3>(v)
 }
 
 #[inline(always)]
 fn act_halves(a: &Q8Block) -> (v128, v128) {
     // SAFETY: `qs` is 32 i8 values; unaligned loads are allowed.
-    unsafe { (v128_load(a.qs.as_ptr() as *const v128), v128_load(a.qs.as_ptr().add(16) as *const v128)) }
+    unsafe {
+        (
+            v128_load(a.qs.as_ptr() as *const v128),
+            v128_load(a.qs.as_ptr().add(16) as *const v128),
+        )
+    }
 }
 
 /// The 4-bit quants of a block as two u8x16 vectors: low nibbles (values 0..16 of the block) and
@@ -63,7 +71,10 @@ pub(crate) fn q4_1_q8(w: &[u8], a: &[Q8Block]) -> f32 {
         let (a0, a1) = act_halves(a);
         let isum = i32x4_add(dot16(lo, a0, false), dot16(hi, a1, false));
         let scale = f16_at(b[0], b[1]) * a.d;
-        acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(scale)));
+        acc = f32x4_add(
+            acc,
+            f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(scale)),
+        );
         acc_m += f16_at(b[2], b[3]) * a.s;
     }
     hsum(acc) + acc_m
@@ -76,9 +87,15 @@ pub(crate) fn q4_0_q8(w: &[u8], a: &[Q8Block]) -> f32 {
     for (b, a) in w.chunks_exact(18).zip(a) {
         let (lo, hi) = nibbles(b, 2);
         let (a0, a1) = act_halves(a);
-        let isum = i32x4_add(dot16(i8x16_sub(lo, eight), a0, true), dot16(i8x16_sub(hi, eight), a1, true));
+        let isum = i32x4_add(
+            dot16(i8x16_sub(lo, eight), a0, true),
+            dot16(i8x16_sub(hi, eight), a1, true),
+        );
         let scale = f16_at(b[0], b[1]) * a.d;
-        acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(scale)));
+        acc = f32x4_add(
+            acc,
+            f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(scale)),
+        );
     }
     hsum(acc)
 }
@@ -88,9 +105,15 @@ pub(crate) fn q8_0_q8(w: &[u8], a: &[Q8Block]) -> f32 {
     let mut acc = f32x4_splat(0.0);
     for (b, a) in w.chunks_exact(34).zip(a) {
         let (a0, a1) = act_halves(a);
-        let isum = i32x4_add(dot16(load16(b, 2), a0, true), dot16(load16(b, 18), a1, true));
+        let isum = i32x4_add(
+            dot16(load16(b, 2), a0, true),
+            dot16(load16(b, 18), a1, true),
+        );
         let scale = f16_at(b[0], b[1]) * a.d;
-        acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(scale)));
+        acc = f32x4_add(
+            acc,
+            f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(scale)),
+        );
     }
     hsum(acc)
 }
@@ -122,7 +145,10 @@ mod tests {
                 quantize_q8(&y, &mut a);
                 let (got, want) = (simd(&w, &a), reference(&w, &a));
                 let mag: f32 = x.iter().zip(&y).map(|(p, q)| (p * q).abs()).sum();
-                assert!((got - want).abs() <= 1e-5 * mag + 1e-6, "{dtype} cols {cols}: simd {got} vs scalar {want}");
+                assert!(
+                    (got - want).abs() <= 1e-5 * mag + 1e-6,
+                    "{dtype} cols {cols}: simd {got} vs scalar {want}"
+                );
             }
         }
     }
