@@ -316,6 +316,9 @@ pub struct ServeArgs {
     /// `slm show`): a request continues in the slot sharing its longest prompt prefix.
     #[arg(long = "slots", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub slots: u16,
+    /// Also serve POST /v1/embeddings with this encoder (a bert GGUF or a Hugging Face directory).
+    #[arg(long = "embedding-model")]
+    pub embedding_model: Option<String>,
 }
 
 /// `slm eval`

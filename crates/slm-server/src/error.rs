@@ -25,7 +25,7 @@ pub enum ApiError {
     Unauthorized,
     /// No such route (404).
     #[error(
-        "unknown endpoint {0}; see GET /v1/models, POST /v1/chat/completions, POST /v1/completions"
+        "unknown endpoint {0}; see GET /v1/models, POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings"
     )]
     NotFound(String),
     /// `GET /v1/models/{id}` for another model (404).

@@ -8,7 +8,8 @@
 //!
 //! # Endpoints
 //! `POST /v1/chat/completions`, `POST /v1/completions` (JSON, or SSE with `stream: true`),
-//! `GET /v1/models[/{id}]`, `GET /health` (503 until the model is installed), `GET /metrics`
+//! `POST /v1/embeddings` (with an encoder installed: `slm serve --embedding-model`, see
+//! [`embeddings`]), `GET /v1/models[/{id}]`, `GET /health` (503 until the model is installed), `GET /metrics`
 //! (Prometheus text), `GET /` (the chat page, `src/web/index.html`). With an API key set, the
 //! `/v1/*` routes need `Authorization: Bearer <key>`; `/`, `/health` and `/metrics` do not.
 //!
@@ -32,6 +33,7 @@
 //! flight, then stops the worker. The binary glue is `slm serve` in slm-cli.
 #![deny(missing_docs)]
 
+pub mod embeddings;
 pub mod engine;
 pub mod error;
 pub mod generate;
@@ -45,6 +47,7 @@ pub mod types;
 pub mod web_static;
 pub mod worker;
 
+pub use embeddings::EmbeddingService;
 pub use engine::{Engine, EngineOptions};
 pub use error::{ApiError, ServerError};
 pub use params::RequestLimits;

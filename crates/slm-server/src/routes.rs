@@ -6,9 +6,11 @@
 //!  GET  /metrics              Prometheus text
 //!  GET  /v1/models[/{id}]     the served model          ┐
 //!  POST /v1/chat/completions  chat (JSON or SSE)        ├ Bearer key when one is set
-//!  POST /v1/completions       raw text (JSON or SSE)    ┘
+//!  POST /v1/completions       raw text (JSON or SSE)    │
+//!  POST /v1/embeddings        sentence vectors          ┘ (with an embedding model installed)
 //! ```
 
+use crate::embeddings::{self, EmbeddingRequest, EmbeddingService};
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -43,6 +45,8 @@ pub struct AppState {
     pub(crate) limits: RequestLimits,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) ready: OnceLock<Ready>,
+    /// The encoder behind `/v1/embeddings`, when one is installed.
+    pub(crate) embeddings: OnceLock<Arc<EmbeddingService>>,
     pub(crate) started: u64,
     /// One permit per connection that may still open.
     pub(crate) connections: Arc<tokio::sync::Semaphore>,
@@ -62,12 +66,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models/{id}", get(model))
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/", get(page))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .route("/web", get(crate::web_static::redirect)).route("/web/", get(crate::web_static::index)).route("/web/{*path}", get(crate::web_static::file))
+        .route("/web", get(crate::web_static::redirect))
+        .route("/web/", get(crate::web_static::index))
+        .route("/web/{*path}", get(crate::web_static::file))
         .merge(v1)
         .fallback(|req: Request| async move {
             ApiError::NotFound(req.uri().path().chars().take(200).collect())
@@ -169,10 +176,22 @@ fn card(s: &AppState) -> Result<ModelCard, ApiError> {
     })
 }
 
+/// Every served model's card: the chat model (once loaded) and the embedding model.
+fn cards(s: &AppState) -> Result<Vec<ModelCard>, ApiError> {
+    let mut data: Vec<ModelCard> = card(s).into_iter().collect();
+    if let Some(e) = s.embeddings.get() {
+        data.push(e.card(s.started));
+    }
+    if data.is_empty() {
+        return Err(ApiError::Loading);
+    }
+    Ok(data)
+}
+
 async fn models(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
     Ok(axum::Json(ModelList {
         object: "list",
-        data: vec![card(&s)?],
+        data: cards(&s)?,
     })
     .into_response())
 }
@@ -181,14 +200,19 @@ async fn model(
     State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let card = card(&s)?;
-    if card.id != id {
-        return Err(ApiError::ModelNotFound {
+    let cards = cards(&s)?;
+    let served = cards
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect::<Vec<_>>()
+        .join("', '");
+    match cards.into_iter().find(|c| c.id == id) {
+        Some(card) => Ok(axum::Json(card).into_response()),
+        None => Err(ApiError::ModelNotFound {
             id: id.chars().take(200).collect(),
-            served: card.id,
-        });
+            served,
+        }),
     }
-    Ok(axum::Json(card).into_response())
 }
 
 /// Reads the body (at most `limit` bytes) and parses it as JSON.
@@ -235,6 +259,18 @@ async fn completions(State(s): State<Arc<AppState>>, body: Body) -> Result<Respo
     let engine = ready.engine.clone();
     let prompt = blocking(move || engine.encode_prompt(&req.prompt)).await?;
     start(ready, prompt, params, Flavor::Completion).await
+}
+
+async fn embeddings(State(s): State<Arc<AppState>>, body: Body) -> Result<Response, ApiError> {
+    let req: EmbeddingRequest = read_json(body, s.max_body_bytes).await?;
+    let service = s.embeddings.get().cloned().ok_or_else(|| {
+        ApiError::invalid(
+            "model",
+            "this server has no embedding model; start it with `slm serve --embedding-model PATH`",
+        )
+    })?;
+    let value = blocking(move || embeddings::embed(&service, &req)).await?;
+    Ok(axum::Json(value).into_response())
 }
 
 /// Checks the prompt fits, queues the job and answers (collected or streamed).

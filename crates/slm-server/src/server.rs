@@ -2,6 +2,7 @@
 //! model when it is loaded (the server answers `/health` with 503 until then), and shuts down
 //! gracefully: stop accepting, let in-flight requests finish, then stop the worker.
 
+use crate::embeddings::EmbeddingService;
 use crate::engine::Engine;
 use crate::error::ServerError;
 use crate::listener::LimitedListener;
@@ -97,6 +98,7 @@ impl Server {
             limits: config.limits,
             metrics: Arc::new(Metrics::default()),
             ready: OnceLock::new(),
+            embeddings: OnceLock::new(),
             started: crate::respond::unix_now(),
         });
         let app = routes::router(state.clone());
@@ -149,6 +151,14 @@ impl Server {
             return Err(ServerError::AlreadyLoaded);
         }
         Ok(())
+    }
+
+    /// Installs the encoder behind `POST /v1/embeddings`.
+    pub fn install_embeddings(&self, service: EmbeddingService) -> Result<(), ServerError> {
+        self.state
+            .embeddings
+            .set(Arc::new(service))
+            .map_err(|_| ServerError::AlreadyLoaded)
     }
 
     /// Blocks until the server stops (a signal with `handle_signals`, or [`shutdown`](Self::shutdown)

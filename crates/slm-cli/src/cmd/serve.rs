@@ -49,6 +49,16 @@ pub fn run(args: ServeArgs) -> Result<()> {
     )
     .context("preparing the model for serving")?;
     server.install(engine, args.queue.max(1))?;
+    if let Some(path) = &args.embedding_model {
+        let embedder = slm_runtime::embed::Embedder::open(std::path::Path::new(path), load::threads(args.threads))
+            .with_context(|| format!("loading the embedding model {path}"))?;
+        let id = std::path::Path::new(path)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.clone());
+        eprintln!("embeddings: model '{id}' ({} dimensions) at {url}/v1/embeddings", embedder.dim());
+        server.install_embeddings(slm_server::EmbeddingService::new(embedder, id))?;
+    }
     eprintln!(
         "ready: model '{model_id}', context {n_ctx} tokens; OpenAI API at {url}/v1 — Ctrl-C stops"
     );
