@@ -92,7 +92,7 @@ impl SlmEngine {
 
     /// Starts an answer to a chat (`messages_json`: `[{"role": "user", "content": "..."}]`) with
     /// `settings_json` (`{"max_tokens", "temperature", "top_k", "top_p", "min_p",
-    /// "repeat_penalty", "seed", "stop"}`, all optional). Processes the prompt and returns its
+    /// "repeat_penalty", "seed", "stop", "ignore_eos"}`, all optional). Processes the prompt and returns its
     /// token count; then call [`SlmEngine::step`] until it reports the end.
     pub fn chat(&mut self, messages_json: &str, settings_json: &str) -> Result<u32, JsError> {
         let messages: Vec<ChatMessage> =

@@ -40,6 +40,8 @@ pub struct GenerateSettings {
     pub seed: Option<u64>,
     /// Strings that end the answer.
     pub stop: Vec<String>,
+    /// Keep going past end-of-text tokens (benchmarks: always `max_tokens` tokens).
+    pub ignore_eos: bool,
 }
 
 impl Default for GenerateSettings {
@@ -54,6 +56,7 @@ impl Default for GenerateSettings {
             repeat_penalty: s.repeat_penalty,
             seed: None,
             stop: Vec::new(),
+            ignore_eos: false,
         }
     }
 }
@@ -91,6 +94,7 @@ struct Active {
     logits: Vec<f32>,
     max_tokens: usize,
     n_generated: usize,
+    ignore_eos: bool,
 }
 
 /// A loaded model with one conversation context.
@@ -231,6 +235,7 @@ impl Engine {
             logits,
             max_tokens: settings.max_tokens,
             n_generated: 0,
+            ignore_eos: settings.ignore_eos,
         });
         Ok(reuse)
     }
@@ -258,7 +263,7 @@ impl Engine {
         let id = a.sampler.sample(&a.logits);
         a.sampler.accept(id);
         a.n_generated += 1;
-        if self.tokenizer.is_eog(id) {
+        if self.tokenizer.is_eog(id) && !a.ignore_eos {
             return Ok(self.finish(String::new(), Some(id), FinishReason::EndOfText));
         }
         let (mut text, mut hit) = (String::new(), false);

@@ -109,6 +109,45 @@ fn stop_strings_end_the_answer_without_the_string() {
 }
 
 #[test]
+fn ignore_eos_runs_to_max_tokens() {
+    let Some(path) = common::model_path() else {
+        return;
+    };
+    let mut engine = load(&path);
+    let ids = engine
+        .encode_chat(&[ChatMessage::new("user", "What is 2+2?")])
+        .unwrap();
+    engine.start(&ids, &common::greedy(200)).unwrap();
+    let (_, natural, finish) = common::run_to_end(&mut engine);
+    assert_eq!(
+        finish,
+        FinishReason::EndOfText,
+        "this short answer ends by itself"
+    );
+    let n = natural.len() + 5;
+    engine
+        .start(
+            &ids,
+            &GenerateSettings {
+                ignore_eos: true,
+                ..common::greedy(n)
+            },
+        )
+        .unwrap();
+    let (_, sampled, finish) = common::run_to_end(&mut engine);
+    assert_eq!(
+        (finish, sampled.len()),
+        (FinishReason::MaxTokens, n),
+        "ignore_eos generates past the end"
+    );
+    assert_eq!(
+        sampled.get(..natural.len()),
+        Some(natural.as_slice()),
+        "same tokens up to the end-of-text"
+    );
+}
+
+#[test]
 fn bad_input_gives_clear_errors() {
     let Some(path) = common::model_path() else {
         return;

@@ -1,6 +1,6 @@
 // The page: talks to the engine worker, renders the chat, progress, tokens/s and memory.
 const $ = (id) => document.getElementById(id);
-const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+let worker = startWorker();
 const messages = [];
 let current = null; // the assistant message being streamed: { el, text }
 let busy = false;
@@ -28,7 +28,14 @@ function addMessage(role, text) {
   return el;
 }
 
-worker.onmessage = (e) => {
+function startWorker() {
+  const w = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  w.onmessage = onMessage;
+  w.onerror = (e) => status(`The engine worker failed: ${e.message}`, true);
+  return w;
+}
+
+function onMessage(e) {
   const m = e.data;
   switch (m.type) {
     case "progress": {
@@ -77,6 +84,13 @@ worker.onmessage = (e) => {
       status("The browser cache of models is empty.");
       break;
     case "error":
+      if (m.crashed) {
+        // A trapped module is not reusable: start a fresh worker (the model then loads from the cache).
+        worker.terminate();
+        worker = startWorker();
+        document.body.dataset.loaded = "0";
+        m.during = "load";
+      }
       status(`Error (${m.during}): ${m.message}`, true);
       $("progress").hidden = true;
       document.body.dataset.state = m.during === "load" ? "error" : "ready";
@@ -85,8 +99,7 @@ worker.onmessage = (e) => {
       break;
   }
   if (m.type === "ready") document.body.dataset.loaded = "1";
-};
-worker.onerror = (e) => status(`The engine worker failed: ${e.message}`, true);
+}
 
 function load(source) {
   setBusy(true, false);

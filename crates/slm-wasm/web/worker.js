@@ -121,6 +121,10 @@ self.onmessage = async (e) => {
       default: throw new Error(`unknown message ${msg.type}`);
     }
   } catch (err) {
-    post({ type: "error", message: message(err), during: msg.type });
+    // A trap (a bug, or memory exhausted) leaves the module unusable: drop the engine.
+    const crashed = err instanceof WebAssembly.RuntimeError;
+    if (crashed) engine = null;
+    const text = crashed ? `the engine crashed (${message(err)}); load the model again` : message(err);
+    post({ type: "error", message: text, during: msg.type, crashed });
   }
 };
