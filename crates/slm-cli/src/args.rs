@@ -61,8 +61,8 @@ pub enum Command {
     /// Summarize a text of any length (split to the context window, summarized, combined), streaming the result.
     #[command(after_help = "Example:\n  slm summarize /usr/share/common-licenses/Apache-2.0 --sentences 3\n  cat notes.txt | slm summarize -")]
     Summarize(SummarizeArgs),
-    /// Classify texts zero-shot into given labels, with calibrated probabilities (batch: --jsonl).
-    #[command(after_help = "Example:\n  slm classify --labels spam,ham \"WIN A FREE CRUISE!!! Click now\"\n  slm classify --labels positive,negative --instruction \"What is the sentiment of this review?\" --jsonl reviews.jsonl")]
+    /// Classify texts: zero-shot into given labels (calibrated probabilities), or with a head trained on labelled data.
+    #[command(after_help = "Example:\n  slm classify --labels spam,ham \"WIN A FREE CRUISE!!! Click now\"\n  slm classify --labels positive,negative --instruction \"What is the sentiment of this review?\" --jsonl reviews.jsonl\n  slm classify --train spam_train.jsonl -m minilm.gguf -o spam-head.gguf\n  slm classify --head spam-head.gguf --jsonl inbox.jsonl")]
     Classify(ClassifyArgs),
     /// Sentence embeddings with a BERT-family encoder (e.g. all-MiniLM-L6-v2), as JSON, JSON Lines or NPY.
     #[command(after_help = "Example:\n  slm embed -m ./all-MiniLM-L6-v2 \"A man is eating food.\" \"A man eats bread.\"\n  slm embed -m minilm.gguf --file sentences.txt --format npy -o vectors.npy\n\nMODEL: a bert GGUF file (see `slm convert`) or a Hugging Face directory (config.json, model.safetensors, tokenizer.json).")]
@@ -523,10 +523,10 @@ pub struct SummarizeArgs {
 pub struct ClassifyArgs {
     /// Texts to classify.
     pub texts: Vec<String>,
-    /// Comma-separated labels (2 or more).
+    /// Zero-shot: comma-separated labels (2 or more).
     #[arg(short = 'l', long = "labels")]
-    pub labels: String,
-    /// The task, said to the model before the text.
+    pub labels: Option<String>,
+    /// Zero-shot: the task, said to the model before the text.
     #[arg(long = "instruction", default_value = "Classify the following text.")]
     pub instruction: String,
     /// JSON Lines input, one object with a "text" (and optional "id") per line; prints one JSON line each.
@@ -535,10 +535,35 @@ pub struct ClassifyArgs {
     /// Print JSON lines for positional texts too.
     #[arg(long = "json")]
     pub json: bool,
-    /// Model: a GGUF file path or a registry name.
-    #[arg(short = 'm', long = "model", default_value = "smollm2-135m-instruct")]
-    pub model: String,
-    /// Context size (longer texts keep their beginning).
+    /// Model: zero-shot, a GGUF chat model or registry name (default smollm2-135m-instruct); with
+    /// --train/--head, the encoder (a bert GGUF or HF directory; default: the one the head was trained on).
+    #[arg(short = 'm', long = "model")]
+    pub model: Option<String>,
+    /// Trained mode: classify with this head (made by --train).
+    #[arg(long = "head", conflicts_with_all = ["labels", "train"])]
+    pub head: Option<PathBuf>,
+    /// Train a head on labelled data (JSONL {"text","label"} or CSV/TSV with text,label columns); needs -m ENCODER and -o.
+    #[arg(long = "train", conflicts_with = "labels")]
+    pub train: Option<PathBuf>,
+    /// Where --train writes the head (GGUF); its loss curves go next to it as .svg.
+    #[arg(short = 'o', long = "out")]
+    pub out: Option<PathBuf>,
+    /// --train: hidden width of the head (0 = logistic regression).
+    #[arg(long = "hidden", default_value_t = 256)]
+    pub hidden: usize,
+    /// --train: most epochs (early stopping on the validation split ends sooner).
+    #[arg(long = "epochs", default_value_t = 100)]
+    pub epochs: usize,
+    /// --train: share of the data held out for validation / early stopping.
+    #[arg(long = "val", default_value_t = 0.1)]
+    pub val: f32,
+    /// --train: learning rate.
+    #[arg(long = "lr", default_value_t = 1e-3)]
+    pub lr: f32,
+    /// --train: seed of initialisation, split and shuffles.
+    #[arg(long = "seed", default_value_t = 1)]
+    pub seed: u64,
+    /// Zero-shot: context size (longer texts keep their beginning).
     #[arg(short = 'c', long = "ctx", default_value_t = 1024)]
     pub ctx: usize,
     /// Threads for compute (default: number of cores).

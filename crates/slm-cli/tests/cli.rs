@@ -35,3 +35,6 @@ mod train;
 
 #[path = "cli/complete.rs"]
 mod complete;
+
+#[path = "cli/embed.rs"]
+mod embed;

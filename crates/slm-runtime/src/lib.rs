@@ -11,6 +11,7 @@
 
 pub mod chat_template;
 pub mod classify;
+pub mod classify_head;
 pub mod compare;
 pub mod embed;
 pub mod complete;
@@ -25,6 +26,7 @@ pub mod tokenizer;
 
 pub use chat_template::{ChatMessage, ChatTemplate, RenderedPrompt};
 pub use classify::{Classification, ZeroShot};
+pub use classify_head::ClassifierHead;
 pub use compare::{compare, compare_many, CompareReport};
 pub use embed::{cosine, EmbedOptions, Embedder, Embeddings, EncoderTokenizer};
 pub use complete::{complete, CompleteOptions, Completion, Suggestion};

@@ -50,12 +50,14 @@
 pub mod attention;
 pub mod bpe;
 pub mod checkpoint;
+pub mod classifier;
 pub mod config_file;
 pub mod data;
 pub mod error;
 pub mod export;
 pub mod init;
 pub mod job;
+pub mod labelled;
 pub mod layout;
 pub mod matmul;
 pub mod metrics;

@@ -111,15 +111,43 @@ impl AdamW {
         grads: &[f32],
         lr: f32,
     ) -> Result<(), TrainError> {
-        let n = layout.len();
-        if params.len() != n || grads.len() != n || self.m.len() != n || self.v.len() != n {
+        let c = &self.cfg;
+        let groups: Vec<(std::ops::Range<usize>, bool)> = layout
+            .tensors
+            .iter()
+            .map(|spec| (spec.range(), spec.kind == ParamKind::Matrix || c.decay_norms_and_embeddings))
+            .collect();
+        if params.len() != layout.len() {
             return Err(TrainError::InvalidArgument(format!(
-                "AdamW: {} params, {} grads, {}/{} moments for a model of {n}",
+                "AdamW: {} params for a model of {}",
                 params.len(),
+                layout.len()
+            )));
+        }
+        self.step_groups(&groups, params, grads, lr)
+    }
+
+    /// Applies one update to a flat parameter vector split into `(range, decays)` groups (weight
+    /// decay only where `decays`); for models without a [`ParamLayout`] (classifier heads).
+    pub fn step_groups(
+        &mut self,
+        groups: &[(std::ops::Range<usize>, bool)],
+        params: &mut [f32],
+        grads: &[f32],
+        lr: f32,
+    ) -> Result<(), TrainError> {
+        let n = params.len();
+        if grads.len() != n || self.m.len() != n || self.v.len() != n {
+            return Err(TrainError::InvalidArgument(format!(
+                "AdamW: {} params, {} grads, {}/{} moments",
+                n,
                 grads.len(),
                 self.m.len(),
                 self.v.len()
             )));
+        }
+        if let Some((r, _)) = groups.iter().find(|(r, _)| r.start > r.end || r.end > n) {
+            return Err(TrainError::InvalidArgument(format!("AdamW: group {r:?} outside {n} params")));
         }
         self.t += 1;
         let c = &self.cfg;
@@ -129,14 +157,13 @@ impl AdamW {
         let step_size = (lr as f64 / bc1) as f32;
         let bc2_sqrt = bc2.sqrt() as f32;
         let (b1, b2, eps) = (c.beta1, c.beta2, c.eps);
-        for spec in &layout.tensors {
-            let decays = spec.kind == ParamKind::Matrix || c.decay_norms_and_embeddings;
-            let keep = if decays {
+        for (r, decays) in groups {
+            let keep = if *decays {
                 1.0 - lr * c.weight_decay
             } else {
                 1.0
             };
-            let r = spec.range();
+            let r = r.clone();
             params[r.clone()]
                 .par_chunks_mut(CHUNK)
                 .zip(grads[r.clone()].par_chunks(CHUNK))

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod chat;
 pub mod classify;
+pub mod classify_head;
 pub mod complete;
 pub mod convert;
 pub mod embed;

@@ -26,9 +26,13 @@ impl Arch {
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, a)| *a)
-            .ok_or_else(|| ModelError::UnsupportedArchitecture {
-                found: name.to_string(),
-                supported: REGISTRY.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+            .ok_or_else(|| {
+                let mut supported = REGISTRY.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
+                if name == crate::bert::BERT_ARCH {
+                    // An encoder, not a text generator: point at the commands that use it.
+                    supported += " for generation; bert files are encoders: use `slm embed`, `slm similarity` or `slm classify --train`";
+                }
+                ModelError::UnsupportedArchitecture { found: name.to_string(), supported }
             })
     }
 
