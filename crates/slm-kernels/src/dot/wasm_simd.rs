@@ -5,12 +5,11 @@
 //! `scripts/build_wasm.sh`); every engine that runs such a module supports it, so no run-time
 //! detection is needed and these replace the scalar kernels whenever they are compiled in.
 //!
-//! Per 32-value block the integer dot is exact (`i32x4_dot_i16x8` on sign/zero-extended
-//! halves); the block scales are applied in f32 lanes, one lane per quarter of the block, and the
+//! Per 32-value block the integer dot is exact (i8×i8 → i16 `extmul`, summed in i16 where the
+//! value ranges allow, then widened to i32); the block scales are applied in f32 lanes and the
 //! four lanes summed at the end, so results differ from the scalar kernels only by f32 rounding.
 
 use crate::act::Q8Block;
-use crate::quant::float::f16_at;
 use core::arch::wasm32::*;
 
 /// Loads 16 bytes starting at `b[at]`. Callers pass blocks of the exact type size.
@@ -21,18 +20,14 @@ fn load16(b: &[u8], at: usize) -> v128 {
     unsafe { v128_load(s.as_ptr() as *const v128) }
 }
 
-/// The i32x4 partial dot of 16 unsigned/signed weights (`w`, as u8 or i8 lanes per `signed`)
-/// and 16 i8 activations.
+/// f16 (little-endian bytes) to f32, exact for every finite value, branch-free: the f16 bits moved
+/// into f32 position give the value times 2^-112 (normal or subnormal alike), and one exact multiply
+/// restores it. (`half`'s portable conversion branches per call; block scales are never inf/NaN.)
 #[inline(always)]
-fn dot16(w: v128, a: v128, signed: bool) -> v128 {
-    let (wl, wh) = if signed {
-        (i16x8_extend_low_i8x16(w), i16x8_extend_high_i8x16(w))
-    } else {
-        (u16x8_extend_low_u8x16(w), u16x8_extend_high_u8x16(w))
-    };
-    let al = i16x8_extend_low_i8x16(a);
-    let ah = i16x8_extend_high_i8x16(a);
-    i32x4_add(i32x4_dot_i16x8(wl, al), i32x4_dot_i16x8(wh, ah))
+fn f16_at(b0: u8, b1: u8) -> f32 {
+    let h = u16::from_le_bytes([b0, b1]) as u32;
+    let magnitude = f32::from_bits((h & 0x7FFF) << 13) * f32::from_bits(0x7780_0000);
+    f32::from_bits(magnitude.to_bits() | ((h & 0x8000) << 16))
 }
 
 #[inline(always)]
@@ -54,12 +49,30 @@ fn act_halves(a: &Q8Block) -> (v128, v128) {
     }
 }
 
-/// The 4-bit quants of a block as two u8x16 vectors: low nibbles (values 0..16 of the block) and
-/// high nibbles (values 16..32).
+/// The 4-bit quants of a block as two i8x16 vectors (values 0..=15): low nibbles (values 0..16 of
+/// the block) and high nibbles (values 16..32).
 #[inline(always)]
 fn nibbles(b: &[u8], at: usize) -> (v128, v128) {
     let q = load16(b, at);
     (v128_and(q, u8x16_splat(0x0F)), u8x16_shr(q, 4))
+}
+
+/// Σ w·a over a block whose weights are small (|w| ≤ 16: nibbles, or nibbles − 8), as i32x4.
+/// Products go to i16 lanes (`extmul`), four per lane are summed in i16 (|sum| ≤ 4·16·127 < 2^15),
+/// then pairs widen to i32: 9 operations per 32 values instead of 17 with i16 dot products.
+#[inline(always)]
+fn dot_small(w0: v128, w1: v128, a0: v128, a1: v128) -> v128 {
+    let s = i16x8_add(
+        i16x8_add(
+            i16x8_extmul_low_i8x16(w0, a0),
+            i16x8_extmul_high_i8x16(w0, a0),
+        ),
+        i16x8_add(
+            i16x8_extmul_low_i8x16(w1, a1),
+            i16x8_extmul_high_i8x16(w1, a1),
+        ),
+    );
+    i32x4_extadd_pairwise_i16x8(s)
 }
 
 /// Q4_1 row (20-byte blocks: f16 d, f16 m, 16 bytes of nibbles) · Q8 row.
@@ -69,7 +82,7 @@ pub(crate) fn q4_1_q8(w: &[u8], a: &[Q8Block]) -> f32 {
     for (b, a) in w.chunks_exact(20).zip(a) {
         let (lo, hi) = nibbles(b, 4);
         let (a0, a1) = act_halves(a);
-        let isum = i32x4_add(dot16(lo, a0, false), dot16(hi, a1, false));
+        let isum = dot_small(lo, hi, a0, a1);
         let scale = f16_at(b[0], b[1]) * a.d;
         acc = f32x4_add(
             acc,
@@ -87,10 +100,7 @@ pub(crate) fn q4_0_q8(w: &[u8], a: &[Q8Block]) -> f32 {
     for (b, a) in w.chunks_exact(18).zip(a) {
         let (lo, hi) = nibbles(b, 2);
         let (a0, a1) = act_halves(a);
-        let isum = i32x4_add(
-            dot16(i8x16_sub(lo, eight), a0, true),
-            dot16(i8x16_sub(hi, eight), a1, true),
-        );
+        let isum = dot_small(i8x16_sub(lo, eight), i8x16_sub(hi, eight), a0, a1);
         let scale = f16_at(b[0], b[1]) * a.d;
         acc = f32x4_add(
             acc,
@@ -100,14 +110,24 @@ pub(crate) fn q4_0_q8(w: &[u8], a: &[Q8Block]) -> f32 {
     hsum(acc)
 }
 
-/// Q8_0 row (34-byte blocks: f16 d, 32 i8) · Q8 row.
+/// Q8_0 row (34-byte blocks: f16 d, 32 i8) · Q8 row. Two products per i16 lane before widening:
+/// |w| ≤ 128 and |a| ≤ 127 (Q8 activations are rounded into ±127), so |sum| ≤ 32,512 < 2^15.
 pub(crate) fn q8_0_q8(w: &[u8], a: &[Q8Block]) -> f32 {
     let mut acc = f32x4_splat(0.0);
     for (b, a) in w.chunks_exact(34).zip(a) {
         let (a0, a1) = act_halves(a);
+        let (w0, w1) = (load16(b, 2), load16(b, 18));
+        let lo = i16x8_add(
+            i16x8_extmul_low_i8x16(w0, a0),
+            i16x8_extmul_low_i8x16(w1, a1),
+        );
+        let hi = i16x8_add(
+            i16x8_extmul_high_i8x16(w0, a0),
+            i16x8_extmul_high_i8x16(w1, a1),
+        );
         let isum = i32x4_add(
-            dot16(load16(b, 2), a0, true),
-            dot16(load16(b, 18), a1, true),
+            i32x4_extadd_pairwise_i16x8(lo),
+            i32x4_extadd_pairwise_i16x8(hi),
         );
         let scale = f16_at(b[0], b[1]) * a.d;
         acc = f32x4_add(
@@ -150,6 +170,50 @@ mod tests {
                     "{dtype} cols {cols}: simd {got} vs scalar {want}"
                 );
             }
+        }
+    }
+
+    /// The branch-free f16 conversion equals `half`'s for every finite f16.
+    #[test]
+    fn f16_conversion_is_exact() {
+        for h in 0..=u16::MAX {
+            let want = half::f16::from_bits(h);
+            if want.is_finite() {
+                let [b0, b1] = h.to_le_bytes();
+                assert_eq!(
+                    super::f16_at(b0, b1).to_bits(),
+                    want.to_f32().to_bits(),
+                    "{h:#06x}"
+                );
+            }
+        }
+    }
+
+    /// The largest magnitudes the i16 partial sums must hold: Q8_0 weights of −128 against
+    /// activations of ±127, and Q4 nibbles of 15 against 127 (exact integers in both kernels).
+    #[test]
+    fn extreme_values_do_not_overflow() {
+        let a = |q: i8| Q8Block {
+            qs: [q; 32],
+            d: 1.0,
+            s: 32.0 * q as f32,
+            sd: 32.0 * q as f32,
+            pad: 0.0,
+        };
+        let one = [0x00, 0x3C]; // f16 1.0
+        let q8_0: Vec<u8> = [one.as_slice(), &[0x80u8; 32]].concat();
+        for q in [-127i8, 127] {
+            assert_eq!(
+                super::q8_0_q8(&q8_0, &[a(q)]),
+                scalar::q8_0_q8(&q8_0, &[a(q)])
+            );
+            assert_eq!(super::q8_0_q8(&q8_0, &[a(q)]), -128.0 * q as f32 * 32.0);
+        }
+        let q4_1: Vec<u8> = [one.as_slice(), &[0, 0], &[0xFFu8; 16]].concat();
+        let q4_0: Vec<u8> = [one.as_slice(), &[0x00u8; 16]].concat();
+        for q in [-127i8, 127] {
+            assert_eq!(super::q4_1_q8(&q4_1, &[a(q)]), 15.0 * q as f32 * 32.0);
+            assert_eq!(super::q4_0_q8(&q4_0, &[a(q)]), -8.0 * q as f32 * 32.0);
         }
     }
 }
