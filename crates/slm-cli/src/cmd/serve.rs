@@ -52,10 +52,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     if let Some(path) = &args.embedding_model {
         let embedder = slm_runtime::embed::Embedder::open(std::path::Path::new(path), load::threads(args.threads))
             .with_context(|| format!("loading the embedding model {path}"))?;
-        let id = std::path::Path::new(path)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.clone());
+        let id = super::embed::model_name(path);
         eprintln!("embeddings: model '{id}' ({} dimensions) at {url}/v1/embeddings", embedder.dim());
         server.install_embeddings(slm_server::EmbeddingService::new(embedder, id))?;
     }
