@@ -9,6 +9,7 @@
 //   npm install --prefix target/bench/npm @wllama/wllama@3.13.0
 // Usage:
 //   node bench/wasm_compare.mjs [--model FILE.gguf] [--tokens 128] [--rounds 3] [--json OUT.json]
+//        [--wllama-log 1] [--wllama-flash-attn 0|1]   (wllama's log; its flash_attn, default auto)
 // Prints a Markdown table (the one in docs/BENCHMARKS.md) and, with --json, writes the raw numbers.
 import { createServer } from "node:http";
 import { createReadStream, existsSync, statSync, writeFileSync } from "node:fs";
@@ -108,15 +109,17 @@ async function slmRound(prompt, n) {
 
 // wllama from its npm package (local files, no CDN), single thread, no WebGPU.
 async function wllamaLoad() {
-  return page.evaluate(async (verbose) => {
+  return page.evaluate(async (opts) => {
+    const verbose = opts.verbose;
     const { Wllama } = await import("/wllama/index.js");
     const w = new Wllama({ default: "/wllama/wasm/wllama.wasm" }, { suppressNativeLog: !verbose });
     w.setCompat(null);
     window.__wllama = w;
     const t0 = performance.now();
-    await w.loadModelFromUrl(location.origin + "/model.gguf", { n_threads: 1, n_ctx: 1024, n_gpu_layers: 0, useCache: false });
+    const extra = opts.flashAttn === undefined ? {} : { flash_attn: opts.flashAttn };
+    await w.loadModelFromUrl(location.origin + "/model.gguf", { n_threads: 1, n_ctx: 1024, n_gpu_layers: 0, useCache: false, ...extra });
     return { load_s: (performance.now() - t0) / 1000, multithread: w.isMultithread?.() ?? null };
-  }, !!args["wllama-log"]);
+  }, { verbose: !!args["wllama-log"], flashAttn: args["wllama-flash-attn"] === undefined ? undefined : args["wllama-flash-attn"] === "1" });
 }
 async function wllamaRound(prompt, n) {
   return page.evaluate(async ({ prompt, n }) => {
