@@ -46,6 +46,15 @@ async function main() {
     page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
     context.on("request", (r) => { if (!r.url().startsWith(baseURL)) foreign.push(r.url()); });
 
+    // A file that is not a model: a clear error on the page, and nothing cached.
+    await page.goto(`${baseURL}/web/?model=style.css&autoload=1`);
+    await page.waitForFunction(() => ["ready", "error"].includes(document.body.dataset.state), null, { timeout: 60000 });
+    const bad = await page.textContent("#status");
+    check(bad.includes("not a valid GGUF model file"), `a non-model file gives a clear error (${bad})`);
+    check(await page.isDisabled("#send"), "nothing to chat with after a failed load");
+    check(!(await page.evaluate(async () => !!(await (await caches.open("slm-models-v1")).match(new URL("style.css", location.href).href)))),
+      "a failed load leaves nothing in the cache");
+
     // First visit: the model comes over the network, with progress.
     let t0 = Date.now();
     const first = await loadPage(page);

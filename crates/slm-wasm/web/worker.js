@@ -69,7 +69,13 @@ async function load({ url, file, nCtx }) {
   const t0 = performance.now();
   const bytes = file ? await receive(file.stream(), file.size, "file") : await openModel(url);
   const t1 = performance.now();
-  engine = SlmEngine.load(bytes, nCtx || 2048);
+  try {
+    engine = SlmEngine.load(bytes, nCtx || 2048);
+  } catch (err) {
+    // Not a usable model: do not keep it in the cache either.
+    if (url && "caches" in self) await caches.open(CACHE).then((c) => c.delete(url)).catch(() => {});
+    throw err;
+  }
   const t2 = performance.now();
   post({
     type: "ready",
