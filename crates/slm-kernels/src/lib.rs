@@ -44,8 +44,6 @@ mod act;
 #[cfg(target_arch = "x86_64")]
 mod act_avx2;
 mod dense;
-#[cfg(target_arch = "x86_64")]
-mod dense_avx512;
 pub mod dot;
 mod error;
 #[cfg(test)]
