@@ -74,11 +74,13 @@ echo "== slm-wasm: wasm32 build (SIMD128), kernel tests under WASI, the in-brows
 # Cargo.lock version of the wasm-bindgen crate (into target/wasm-tools, once). The page lands in target/web:
 # `slm serve` serves it under /web, and crates/slm-wasm/tests/browser.rs runs it in headless Chromium below.
 bash scripts/build_wasm.sh
-# The SIMD128 kernels against the scalar reference, compiled for wasm32-wasip1 and run in Node's WASI.
+# The SIMD128 kernels against the scalar reference and ggml's own vec_dot/quantize outputs, compiled for
+# wasm32-wasip1 and run in Node's WASI (one thread: tests that start a thread pool cannot run there).
 rustc --print target-libdir --target wasm32-wasip1 >/dev/null 2>&1 \
   && [ -d "$(rustc --print target-libdir --target wasm32-wasip1)" ] || rustup target add wasm32-wasip1
 CARGO_TARGET_WASM32_WASIP1_RUNNER="node $PWD/crates/slm-wasm/tools/wasi_runner.mjs" \
-  RUSTFLAGS="-C target-feature=+simd128" cargo test --release --target wasm32-wasip1 -p slm-kernels --lib -- dot::
+  RUSTFLAGS="-C target-feature=+simd128" cargo test --release --target wasm32-wasip1 -p slm-kernels --lib -- \
+  dot:: ggml_golden_tests::every_kernel_reproduces_ggml_vec_dot ggml_golden_tests::activation_quantization_matches_ggml_cpu
 # ---- end slm-wasm -------------------------------------------------------------------------------------
 
 echo "== tests"

@@ -155,14 +155,14 @@ pub(crate) fn kernel(dtype: GgmlType, isa: Isa) -> Result<Kernel, KernelError> {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
         use GgmlType::*;
-        let one: Option<DotFn<Q8Block>> = match dtype {
-            Q4_0 => Some(wasm_simd::q4_0_q8),
-            Q4_1 => Some(wasm_simd::q4_1_q8),
-            Q8_0 => Some(wasm_simd::q8_0_q8),
+        let tiles: Option<(DotFn<Q8Block>, Dot4Fn<Q8Block>)> = match dtype {
+            Q4_0 => Some((wasm_simd::q4_0_q8, wasm_simd::q4_0_q8_4)),
+            Q4_1 => Some((wasm_simd::q4_1_q8, wasm_simd::q4_1_q8_4)),
+            Q8_0 => Some((wasm_simd::q8_0_q8, wasm_simd::q8_0_q8_4)),
             _ => None,
         };
-        if let Some(one) = one {
-            return Ok(q8(one));
+        if let Some((one, four)) = tiles {
+            return Ok(Kernel::Q8(Tiles { one, four: Some(four), eight: None }));
         }
     }
     let _ = isa;

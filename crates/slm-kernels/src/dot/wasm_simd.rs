@@ -138,6 +138,98 @@ pub(crate) fn q8_0_q8(w: &[u8], a: &[Q8Block]) -> f32 {
     hsum(acc)
 }
 
+/// One weight row against four activation rows (prompt processing): each block's weights and
+/// scales are decoded once for the four tokens. Every token's result is bit-for-bit the one-token
+/// kernel's (same operations in the same order).
+macro_rules! four_rows {
+    ($name:ident, $one_block:expr, $size:expr, $has_m:expr) => {
+        pub(crate) fn $name(w: &[u8], a: [&[Q8Block]; 4]) -> [f32; 4] {
+            let mut acc = [f32x4_splat(0.0); 4];
+            let mut acc_m = [0.0f32; 4];
+            let n = a.iter().map(|r| r.len()).min().unwrap_or(0);
+            for (i, b) in w.chunks_exact($size).take(n).enumerate() {
+                let (w0, w1, d, m) = $one_block(b);
+                for t in 0..4 {
+                    // `i < n <= a[t].len()`; `get` keeps it checked anyway.
+                    let Some(at) = a[t].get(i) else { continue };
+                    let (a0, a1) = act_halves(at);
+                    let isum = dot_small(w0, w1, a0, a1);
+                    acc[t] = f32x4_add(
+                        acc[t],
+                        f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(d * at.d)),
+                    );
+                    if $has_m {
+                        acc_m[t] += m * at.s;
+                    }
+                }
+            }
+            [0, 1, 2, 3].map(|t| {
+                if $has_m {
+                    hsum(acc[t]) + acc_m[t]
+                } else {
+                    hsum(acc[t])
+                }
+            })
+        }
+    };
+}
+
+four_rows!(
+    q4_1_q8_4,
+    |b: &[u8]| {
+        let (lo, hi) = nibbles(b, 4);
+        (lo, hi, f16_at(b[0], b[1]), f16_at(b[2], b[3]))
+    },
+    20,
+    true
+);
+four_rows!(
+    q4_0_q8_4,
+    |b: &[u8]| {
+        let (lo, hi) = nibbles(b, 2);
+        let eight = i8x16_splat(8);
+        (
+            i8x16_sub(lo, eight),
+            i8x16_sub(hi, eight),
+            f16_at(b[0], b[1]),
+            0.0f32,
+        )
+    },
+    18,
+    false
+);
+
+/// [`q8_0_q8`] for four activation rows (weights and scale decoded once per block).
+pub(crate) fn q8_0_q8_4(w: &[u8], a: [&[Q8Block]; 4]) -> [f32; 4] {
+    let mut acc = [f32x4_splat(0.0); 4];
+    let n = a.iter().map(|r| r.len()).min().unwrap_or(0);
+    for (i, b) in w.chunks_exact(34).take(n).enumerate() {
+        let (w0, w1) = (load16(b, 2), load16(b, 18));
+        let d = f16_at(b[0], b[1]);
+        for t in 0..4 {
+            let Some(at) = a[t].get(i) else { continue };
+            let (a0, a1) = act_halves(at);
+            let lo = i16x8_add(
+                i16x8_extmul_low_i8x16(w0, a0),
+                i16x8_extmul_low_i8x16(w1, a1),
+            );
+            let hi = i16x8_add(
+                i16x8_extmul_high_i8x16(w0, a0),
+                i16x8_extmul_high_i8x16(w1, a1),
+            );
+            let isum = i32x4_add(
+                i32x4_extadd_pairwise_i16x8(lo),
+                i32x4_extadd_pairwise_i16x8(hi),
+            );
+            acc[t] = f32x4_add(
+                acc[t],
+                f32x4_mul(f32x4_convert_i32x4(isum), f32x4_splat(d * at.d)),
+            );
+        }
+    }
+    acc.map(hsum)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::scalar;
@@ -168,6 +260,39 @@ mod tests {
                 assert!(
                     (got - want).abs() <= 1e-5 * mag + 1e-6,
                     "{dtype} cols {cols}: simd {got} vs scalar {want}"
+                );
+            }
+        }
+    }
+
+    /// The four-row kernels give each row exactly the one-row kernel's result.
+    #[test]
+    fn four_row_kernels_equal_the_one_row_kernel_bit_for_bit() {
+        type One = fn(&[u8], &[Q8Block]) -> f32;
+        type Four = fn(&[u8], [&[Q8Block]; 4]) -> [f32; 4];
+        let cases: [(GgmlType, One, Four); 3] = [
+            (GgmlType::Q4_0, super::q4_0_q8, super::q4_0_q8_4),
+            (GgmlType::Q4_1, super::q4_1_q8, super::q4_1_q8_4),
+            (GgmlType::Q8_0, super::q8_0_q8, super::q8_0_q8_4),
+        ];
+        let cols = 576;
+        for (dtype, one, four) in cases {
+            let x = crate::quant::tests::test_data(cols, 5);
+            let mut w = vec![0u8; dtype.row_bytes(cols as u64).unwrap() as usize];
+            quantize_row(dtype, &x, &mut w).unwrap();
+            let acts: Vec<Vec<Q8Block>> = (0..4)
+                .map(|t| {
+                    let mut a = vec![Q8Block::default(); cols / 32];
+                    quantize_q8(&crate::quant::tests::test_data(cols, 40 + t), &mut a);
+                    a
+                })
+                .collect();
+            let got = four(&w, [&acts[0], &acts[1], &acts[2], &acts[3]]);
+            for t in 0..4 {
+                assert_eq!(
+                    got[t].to_bits(),
+                    one(&w, &acts[t]).to_bits(),
+                    "{dtype} row {t}"
                 );
             }
         }
