@@ -115,6 +115,7 @@ fn page_runs_the_model_in_headless_chromium() {
         "text": native_text,
         "text16": native_16,
         "model_bytes": std::fs::metadata(&model).unwrap().len(),
+        "model_path": model,
     });
     let out = std::process::Command::new("node")
         .env("NODE_PATH", &modules)

@@ -1,7 +1,7 @@
 // The slm-wasm page in headless Chromium (playwright-core; the browser is the system's,
 // /usr/bin/chromium or SLM_CHROMIUM). Run by tests/browser.rs:
 //   NODE_PATH=<node_modules> node browser_check.js BASE_URL SCREENSHOT.png EXPECTED_JSON
-// EXPECTED_JSON: {question, n_tokens, ids, text, text16, model_bytes} from the native engine.
+// EXPECTED_JSON: {question, n_tokens, ids, text, text16, model_bytes, model_path} from the native engine.
 // Prints one JSON line of measurements; exits non-zero on the first failed check.
 "use strict";
 const { chromium } = require("playwright-core");
@@ -104,6 +104,11 @@ async function main() {
     const second = await loadPage(page);
     result.cached_load_s = (Date.now() - t0) / 1000;
     check(second.source === "cache", `second load reads the browser cache (source ${second.source})`);
+
+    // A model file picked on this device: read as a stream, never cached.
+    await page.setInputFiles("#model-file", expected.model_path);
+    await page.waitForFunction(() => document.body.dataset.source === "file" && ["ready", "error"].includes(document.body.dataset.state), null, { timeout: 120000 });
+    check((await page.evaluate(() => document.body.dataset.state)) === "ready", `a picked file loads (${await page.textContent("#status")})`);
 
     check(errors.length === 0, `no page errors: ${errors.join(" | ")}`);
     check(foreign.length === 0, `no requests outside the server: ${foreign.join(" ")}`);
