@@ -60,6 +60,9 @@ pub fn matmul_dense(
         return Ok(false);
     }
     let (rows, cols) = (w.rows, w.cols);
+    if imp::q8_0_vnni(pool, w, x, n_tokens, out)? {
+        return Ok(true);
+    }
     if w.dtype == slm_format::GgmlType::F32 && matmul_f32_dense(pool, w.data, rows, cols, x, n_tokens, out)? {
         return Ok(true);
     }
@@ -101,6 +104,51 @@ pub fn matmul_dense(
 #[cfg(all(target_endian = "little", not(target_arch = "wasm32")))]
 mod imp {
     use super::*;
+
+    /// Q8_0 weights on the AVX-512 VNNI kernel (`dense_vnni.rs`); `Ok(false)` when the CPU or
+    /// the shape (rows and cols multiples of 32) does not suit it.
+    pub(super) fn q8_0_vnni(
+        pool: &Pool,
+        w: &crate::QMatrix,
+        x: &[f32],
+        n_tokens: usize,
+        out: &mut [f32],
+    ) -> Result<bool, KernelError> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::dense_vnni::{available, panel_product, Activations, Panel, PANEL};
+            let (rows, cols) = (w.rows, w.cols);
+            if w.dtype != slm_format::GgmlType::Q8_0 || !available() || rows % PANEL != 0 || cols % 32 != 0 {
+                return Ok(false);
+            }
+            let need = |what: &'static str, expected: Option<usize>, found: usize| match expected {
+                Some(e) if e == found => Ok(()),
+                Some(e) => Err(KernelError::SizeMismatch { what, expected: e, found }),
+                None => Err(KernelError::Overflow { what }),
+            };
+            need("Q8_0 weight bytes", rows.checked_mul(cols / 32 * 34), w.data.len())?;
+            need("dense matmul x", n_tokens.checked_mul(cols), x.len())?;
+            need("dense matmul out", n_tokens.checked_mul(rows), out.len())?;
+            if n_tokens == 0 || rows == 0 {
+                return Ok(true);
+            }
+            let acts = Activations::new(pool, x, n_tokens, cols);
+            let dst = OutPtr(out.as_mut_ptr());
+            pool.run(rows / PANEL, &|p| {
+                let panel = Panel::pack(w.data, cols, p * PANEL);
+                // SAFETY: the CPU features were detected; sizes were checked above; panel p writes
+                // only output columns p*32..p*32+32 of each token, disjoint from other tasks', and
+                // `out` is exclusively borrowed for the whole run.
+                unsafe { panel_product(&acts, n_tokens, &panel, dst.get(), rows, p * PANEL) };
+            });
+            Ok(true)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (pool, w, x, n_tokens, out);
+            Ok(false)
+        }
+    }
 
     /// The output pointer, shared by tasks that write disjoint column blocks.
     struct OutPtr(*mut f32);
@@ -173,6 +221,16 @@ mod imp {
 mod imp {
     use super::*;
 
+    pub(super) fn q8_0_vnni(
+        _: &Pool,
+        _: &crate::QMatrix,
+        _: &[f32],
+        _: usize,
+        _: &mut [f32],
+    ) -> Result<bool, KernelError> {
+        Ok(false)
+    }
+
     pub(super) fn run(
         _: &Pool,
         _: &[u8],
@@ -235,6 +293,43 @@ mod tests {
             // The reference quantizes activations to 8 bits; the dense path keeps them f32.
             assert!((a - b).abs() < 0.05 * (1.0 + b.abs()), "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn q8_0_products_match_the_reference() {
+        // Multiples of 32 take the VNNI kernel where the CPU has it; token counts cover the tails.
+        for (rows, cols, n) in [(64, 96, 17), (32, 32, 1), (96, 288, 6), (40, 64, 5)] {
+            let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
+            let x: Vec<f32> = (0..n * cols).map(|i| ((i * 13) % 29) as f32 / 14.0 - 1.0).collect();
+            let mut q = vec![0u8; rows * cols / 32 * 34];
+            crate::quant::quantize_row(slm_format::GgmlType::Q8_0, &w, &mut q).unwrap();
+            let m = crate::QMatrix::new(slm_format::GgmlType::Q8_0, rows, cols, &q).unwrap();
+            let pool = Pool::new(2).unwrap();
+            let mut got = vec![0.0; n * rows];
+            let mut buf = Vec::new();
+            assert!(matmul_dense(&pool, &m, &x, n, &mut got, &mut buf).unwrap());
+            let mut want = vec![0.0; n * rows];
+            let vnni = cfg!(target_arch = "x86_64") && rows % 32 == 0 && is_vnni();
+            // With VNNI the arithmetic is the dot kernels' (8-bit activations, the same integer
+            // sums); the decode + f32 GEMM path keeps f32 activations, like the scalar reference.
+            let tol = if vnni {
+                crate::matmul(&pool, &m, &x, n, &mut want, &mut crate::Scratch::new()).unwrap();
+                1e-5
+            } else {
+                crate::matmul_reference(&m, &x, n, &mut want).unwrap();
+                0.05
+            };
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() <= tol * (1.0 + b.abs()), "({rows},{cols},{n}): {a} vs {b}");
+            }
+        }
+    }
+
+    fn is_vnni() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return crate::dense_vnni::available();
+        #[cfg(not(target_arch = "x86_64"))]
+        false
     }
 
     #[test]

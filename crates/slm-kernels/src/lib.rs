@@ -44,6 +44,8 @@ mod act;
 #[cfg(target_arch = "x86_64")]
 mod act_avx2;
 mod dense;
+#[cfg(target_arch = "x86_64")]
+mod dense_vnni;
 pub mod dot;
 mod error;
 #[cfg(test)]
