@@ -40,6 +40,33 @@ pub fn matmul_f32_dense(
     imp::run(pool, w, rows, cols, x, n_tokens, out)
 }
 
+/// Whether [`vnni_q8_0`] takes `w` (Q8_0, rows and cols multiples of 32, a CPU with AVX-512 VNNI).
+pub(crate) fn vnni_suits(w: &crate::QMatrix) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        w.dtype == slm_format::GgmlType::Q8_0
+            && w.rows % crate::dense_vnni::PANEL == 0
+            && w.cols % 32 == 0
+            && crate::dense_vnni::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = w;
+        false
+    }
+}
+
+/// A Q8_0 product on the VNNI kernel (see `dense_vnni.rs`); `Ok(false)` when it does not apply.
+pub(crate) fn vnni_q8_0(
+    pool: &Pool,
+    w: &crate::QMatrix,
+    x: &[f32],
+    n_tokens: usize,
+    out: &mut [f32],
+) -> Result<bool, KernelError> {
+    imp::q8_0_vnni(pool, w, x, n_tokens, out)
+}
+
 /// [`matmul_f32_dense`] for a weight of any type: F32 weights are used in place; others (and
 /// misaligned F32) are first decoded into `decoded` (grown as needed, rows spread over the pool).
 /// For large batches the decode costs `rows × cols` against `n_tokens × rows × cols` multiply-adds.

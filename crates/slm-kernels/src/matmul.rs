@@ -113,6 +113,17 @@ fn matmul_fused<const N: usize>(
     if n_tokens == 0 || total_rows == 0 {
         return Ok(());
     }
+    // Prompt-sized Q8_0 products go to the VNNI kernel: the same integer sums as the Q8 dot
+    // kernels at 4× the multiply-adds per cycle (only at the best ISA, so tests that force a
+    // kernel level still get it).
+    if n_tokens >= crate::DENSE_MIN_TOKENS && isa == best_isa() && ws.iter().all(|w| crate::dense::vnni_suits(w)) {
+        for (w, out) in ws.into_iter().zip(outs) {
+            if !crate::dense::vnni_q8_0(pool, w, x, n_tokens, out)? {
+                return Err(KernelError::SizeMismatch { what: "VNNI Q8_0 weight shape", expected: 32, found: w.rows });
+            }
+        }
+        return Ok(());
+    }
     let chunk = rows_per_task(total_rows, pool.n_threads(), n_tokens);
     let mut it = outs.into_iter();
     let jobs: [Job; N] = std::array::from_fn(|i| {
