@@ -40,11 +40,12 @@ pub fn matmul_f32_dense(
     imp::run(pool, w, rows, cols, x, n_tokens, out)
 }
 
-/// Whether [`vnni_q8_0`] takes `w` (Q8_0, rows and cols multiples of 32, a CPU with AVX-512 VNNI).
+/// Whether [`vnni_q8_0`] takes `w` (Q8_0/Q4_0/Q4_1, rows and cols multiples of 32, a CPU with
+/// AVX-512 VNNI).
 pub(crate) fn vnni_suits(w: &crate::QMatrix) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        w.dtype == slm_format::GgmlType::Q8_0
+        crate::dense_vnni::Kind::of(w.dtype).is_some()
             && w.rows % crate::dense_vnni::PANEL == 0
             && w.cols % 32 == 0
             && crate::dense_vnni::available()
@@ -56,7 +57,8 @@ pub(crate) fn vnni_suits(w: &crate::QMatrix) -> bool {
     }
 }
 
-/// A Q8_0 product on the VNNI kernel (see `dense_vnni.rs`); `Ok(false)` when it does not apply.
+/// A Q8_0/Q4_0/Q4_1 product on the VNNI kernel (see `dense_vnni.rs`); `Ok(false)` when it does
+/// not apply.
 pub(crate) fn vnni_q8_0(
     pool: &Pool,
     w: &crate::QMatrix,
@@ -132,8 +134,8 @@ pub fn matmul_dense(
 mod imp {
     use super::*;
 
-    /// Q8_0 weights on the AVX-512 VNNI kernel (`dense_vnni.rs`); `Ok(false)` when the CPU or
-    /// the shape (rows and cols multiples of 32) does not suit it.
+    /// Q8_0/Q4_0/Q4_1 weights on the AVX-512 VNNI kernel (`dense_vnni.rs`); `Ok(false)` when the
+    /// CPU or the shape (rows and cols multiples of 32) does not suit it.
     pub(super) fn q8_0_vnni(
         pool: &Pool,
         w: &crate::QMatrix,
@@ -143,30 +145,31 @@ mod imp {
     ) -> Result<bool, KernelError> {
         #[cfg(target_arch = "x86_64")]
         {
-            use crate::dense_vnni::{available, panel_product, Activations, Panel, PANEL};
-            let (rows, cols) = (w.rows, w.cols);
-            if w.dtype != slm_format::GgmlType::Q8_0 || !available() || rows % PANEL != 0 || cols % 32 != 0 {
+            use crate::dense_vnni::{panel_product, Activations, Kind, Panel, PANEL};
+            if !vnni_suits(w) {
                 return Ok(false);
             }
+            let Some(kind) = Kind::of(w.dtype) else { return Ok(false) };
+            let (rows, cols) = (w.rows, w.cols);
             let need = |what: &'static str, expected: Option<usize>, found: usize| match expected {
                 Some(e) if e == found => Ok(()),
                 Some(e) => Err(KernelError::SizeMismatch { what, expected: e, found }),
                 None => Err(KernelError::Overflow { what }),
             };
-            need("Q8_0 weight bytes", rows.checked_mul(cols / 32 * 34), w.data.len())?;
+            need("quantized weight bytes", rows.checked_mul(cols / 32 * w.dtype.type_size()), w.data.len())?;
             need("dense matmul x", n_tokens.checked_mul(cols), x.len())?;
             need("dense matmul out", n_tokens.checked_mul(rows), out.len())?;
             if n_tokens == 0 || rows == 0 {
                 return Ok(true);
             }
-            let acts = Activations::new(pool, x, n_tokens, cols);
+            let acts = Activations::new(pool, kind, x, n_tokens, cols);
             let dst = OutPtr(out.as_mut_ptr());
             pool.run(rows / PANEL, &|p| {
-                let panel = Panel::pack(w.data, cols, p * PANEL);
+                let panel = Panel::pack(kind, w.data, cols, p * PANEL);
                 // SAFETY: the CPU features were detected; sizes were checked above; panel p writes
                 // only output columns p*32..p*32+32 of each token, disjoint from other tasks', and
                 // `out` is exclusively borrowed for the whole run.
-                unsafe { panel_product(&acts, n_tokens, &panel, dst.get(), rows, p * PANEL) };
+                unsafe { panel_product(kind, &acts, n_tokens, &panel, dst.get(), rows, p * PANEL) };
             });
             Ok(true)
         }
@@ -323,14 +326,23 @@ mod tests {
     }
 
     #[test]
-    fn q8_0_products_match_the_reference() {
+    fn q8_0_q4_0_q4_1_products_match_the_dot_kernels() {
         // Multiples of 32 take the VNNI kernel where the CPU has it; token counts cover the tails.
-        for (rows, cols, n) in [(64, 96, 17), (32, 32, 1), (96, 288, 6), (40, 64, 5)] {
+        use slm_format::GgmlType::{Q4_0, Q4_1, Q8_0};
+        for (dtype, rows, cols, n) in [
+            (Q8_0, 64, 96, 17),
+            (Q8_0, 32, 32, 1),
+            (Q8_0, 96, 288, 6),
+            (Q8_0, 40, 64, 5),
+            (Q4_0, 64, 96, 17),
+            (Q4_1, 64, 96, 18),
+            (Q4_1, 32, 64, 3),
+        ] {
             let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
             let x: Vec<f32> = (0..n * cols).map(|i| ((i * 13) % 29) as f32 / 14.0 - 1.0).collect();
-            let mut q = vec![0u8; rows * cols / 32 * 34];
-            crate::quant::quantize_row(slm_format::GgmlType::Q8_0, &w, &mut q).unwrap();
-            let m = crate::QMatrix::new(slm_format::GgmlType::Q8_0, rows, cols, &q).unwrap();
+            let mut q = vec![0u8; rows * cols / 32 * dtype.type_size()];
+            crate::quant::quantize_row(dtype, &w, &mut q).unwrap();
+            let m = crate::QMatrix::new(dtype, rows, cols, &q).unwrap();
             let pool = Pool::new(2).unwrap();
             let mut got = vec![0.0; n * rows];
             let mut buf = Vec::new();
@@ -340,14 +352,16 @@ mod tests {
             // With VNNI the arithmetic is the dot kernels' (8-bit activations, the same integer
             // sums); the decode + f32 GEMM path keeps f32 activations, like the scalar reference.
             let tol = if vnni {
-                crate::matmul(&pool, &m, &x, n, &mut want, &mut crate::Scratch::new()).unwrap();
+                // AVX2 is below the best level on a VNNI CPU, so this runs the dot kernels.
+                crate::matmul_with_isa(&pool, &m, &x, n, &mut want, &mut crate::Scratch::new(), crate::Isa::Avx2)
+                    .unwrap();
                 1e-5
             } else {
                 crate::matmul_reference(&m, &x, n, &mut want).unwrap();
                 0.05
             };
             for (a, b) in got.iter().zip(&want) {
-                assert!((a - b).abs() <= tol * (1.0 + b.abs()), "({rows},{cols},{n}): {a} vs {b}");
+                assert!((a - b).abs() <= tol * (1.0 + b.abs()), "{dtype} ({rows},{cols},{n}): {a} vs {b}");
             }
         }
     }

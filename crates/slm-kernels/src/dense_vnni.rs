@@ -1,17 +1,22 @@
-//! Q8_0 weights × many tokens with AVX-512 VNNI (`vpdpbusd`, four int8 products per 32-bit lane):
-//! the batched products of 8-bit encoders. On this project's CPU a `vpdpbusd` does 4× the
-//! multiply-adds per cycle of an f32 FMA, so this beats decoding to f32 and running a GEMM.
+//! Q8_0 / Q4_0 / Q4_1 weights × many tokens with AVX-512 VNNI (`vpdpbusd`: four u8·i8 products
+//! per 32-bit lane): the prompt-sized products. On this project's CPU a `vpdpbusd` does 4× the
+//! multiply-adds per cycle of an f32 FMA, and the dot kernels of `matmul` are bound by unpacking.
 //!
-//! Activations are quantized per 32-value block exactly as for the dot kernels ([`quantize_q8`]),
-//! then offset to unsigned bytes (`q + 128`; the `128 · Σw` this adds is subtracted per block).
+//! Activations are quantized per 32-value block exactly as for the dot kernels ([`quantize_q8`]).
 //! Weights are repacked per panel of 32 rows so that one k step of four bytes is two zmm loads
-//! (16 rows each) and every lane accumulates one row: per block, `Σ_k x·w` in int32, then
-//! `out += (acc − 128·Σw) · d_w · d_x` in f32. Results equal the reference's Q8_0 × Q8 sum up
-//! to f32 rounding order.
+//! (16 rows each) and every lane accumulates one row; per block the int32 sum is scaled in f32:
+//! - Q8_0: weights are the signed operand, activations offset to unsigned (`q + 128`):
+//!   `out += (Σ − 128·Σw) · d_w · d_x`;
+//! - Q4_0: weights are the unsigned nibbles `q ∈ [0, 16)`, activations signed:
+//!   `out += (Σ − 8·Σx) · d_w · d_x` (ggml's `q − 8`);
+//! - Q4_1: `out += Σ · d_w · d_x + m_w · s_x` (`s_x`: the activation block's f16 `d·Σx`, as ggml's Q8_1).
+//!
+//! The integer sums are the dot kernels', so results equal theirs up to f32 rounding order.
 
 use std::arch::x86_64::*;
 
 use half::f16;
+use slm_format::GgmlType;
 
 use crate::act::{quantize_q8, Q8Block};
 
@@ -19,8 +24,6 @@ use crate::act::{quantize_q8, Q8Block};
 pub(crate) const PANEL: usize = 32;
 /// Tokens per register tile.
 const TILE: usize = 4;
-/// Bytes of one Q8_0 block (f16 scale + 32 int8).
-const BLOCK_BYTES: usize = 34;
 
 /// Whether this CPU has AVX-512 F/BW/VNNI (detected once).
 pub(crate) fn available() -> bool {
@@ -32,84 +35,160 @@ pub(crate) fn available() -> bool {
     })
 }
 
-/// Activations as unsigned bytes (`q + 128`, `[tokens][cols]`) and their block scales
-/// (`[tokens][cols / 32]`).
+/// The weight types the kernel takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Q8_0,
+    Q4_0,
+    Q4_1,
+}
+
+impl Kind {
+    /// The kind of a weight type, if the kernel takes it.
+    pub(crate) fn of(dtype: GgmlType) -> Option<Kind> {
+        match dtype {
+            GgmlType::Q8_0 => Some(Kind::Q8_0),
+            GgmlType::Q4_0 => Some(Kind::Q4_0),
+            GgmlType::Q4_1 => Some(Kind::Q4_1),
+            _ => None,
+        }
+    }
+
+    fn block_bytes(self) -> usize {
+        match self {
+            Kind::Q8_0 => 34,
+            Kind::Q4_0 => 18,
+            Kind::Q4_1 => 20,
+        }
+    }
+}
+
+/// Quantized activations: bytes `[tokens][cols]` (offset to unsigned for Q8_0 weights), and per
+/// block the scale `d`, the Q8_1-style `s = f16(d·Σq)` and the integer `Σq`.
 pub(crate) struct Activations {
     bytes: Vec<u8>,
-    scales: Vec<f32>,
+    d: Vec<f32>,
+    s: Vec<f32>,
+    sum: Vec<i32>,
     cols: usize,
 }
 
 impl Activations {
     /// Quantizes `x` (`[n_tokens][cols]`, `cols` a multiple of 32), token rows spread over the pool.
-    pub(crate) fn new(pool: &crate::Pool, x: &[f32], n_tokens: usize, cols: usize) -> Activations {
+    pub(crate) fn new(pool: &crate::Pool, kind: Kind, x: &[f32], n_tokens: usize, cols: usize) -> Activations {
         let nb = cols / 32;
+        let flip = if kind == Kind::Q8_0 { 0x80 } else { 0 };
         let mut bytes = vec![0u8; n_tokens * cols];
-        let mut scales = vec![0.0f32; n_tokens * nb];
+        // One [d, s, sum] triple per block, split afterwards (run_chunks takes two buffers).
+        let mut meta = vec![[0.0f32; 3]; n_tokens * nb];
         let per_task = n_tokens.div_ceil(pool.n_threads() * 4).max(1);
-        let quantize = |t0: usize, bytes: &mut [u8], scales: &mut [f32]| {
+        let quantize = |t0: usize, bytes: &mut [u8], meta: &mut [[f32; 3]]| {
             let mut blocks = vec![Q8Block::default(); nb];
-            for (i, (bs, ss)) in bytes.chunks_exact_mut(cols).zip(scales.chunks_exact_mut(nb)).enumerate() {
+            for (i, (bs, ms)) in bytes.chunks_exact_mut(cols).zip(meta.chunks_exact_mut(nb)).enumerate() {
                 quantize_q8(&x[(t0 + i) * cols..][..cols], &mut blocks);
-                for ((b, dst), s) in blocks.iter().zip(bs.chunks_exact_mut(32)).zip(ss.iter_mut()) {
-                    dst.iter_mut().zip(&b.qs).for_each(|(o, &q)| *o = (q as u8) ^ 0x80);
-                    *s = b.d;
+                for ((b, dst), m) in blocks.iter().zip(bs.chunks_exact_mut(32)).zip(ms.iter_mut()) {
+                    dst.iter_mut().zip(&b.qs).for_each(|(o, &q)| *o = (q as u8) ^ flip);
+                    let sum: i32 = b.qs.iter().map(|&q| q as i32).sum();
+                    *m = [b.d, b.s, sum as f32];
                 }
             }
         };
         let n_full = n_tokens / per_task;
         let (full_b, rest_b) = bytes.split_at_mut(n_full * per_task * cols);
-        let (full_s, rest_s) = scales.split_at_mut(n_full * per_task * nb);
-        pool.run_chunks(full_b, per_task * cols, full_s, per_task * nb, &|i, b, s| quantize(i * per_task, b, s));
-        quantize(n_full * per_task, rest_b, rest_s);
-        Activations { bytes, scales, cols }
+        let (full_m, rest_m) = meta.split_at_mut(n_full * per_task * nb);
+        pool.run_chunks(full_b, per_task * cols, full_m, per_task * nb, &|i, b, m| quantize(i * per_task, b, m));
+        quantize(n_full * per_task, rest_b, rest_m);
+        Activations {
+            bytes,
+            d: meta.iter().map(|m| m[0]).collect(),
+            s: meta.iter().map(|m| m[1]).collect(),
+            sum: meta.iter().map(|m| m[2] as i32).collect(),
+            cols,
+        }
     }
 }
 
 /// One panel of 32 weight rows, repacked.
 pub(crate) struct Panel {
-    /// `[block][k4 0..8][half 0..2][row 0..16][4 bytes]`.
-    q: Vec<i8>,
+    /// `[block][k4 0..8][half 0..2][row 0..16][4 bytes]`: i8 for Q8_0, nibbles 0..15 for Q4.
+    q: Vec<u8>,
     /// `[block][32 rows]` weight scales.
     d: Vec<f32>,
-    /// `[block][32 rows]` `128 · Σ` of the block's weights.
-    bias: Vec<i32>,
+    /// `[block][32 rows]`: Q8_0 `128·Σw` (as f32 bits of an i32), Q4_1 the block minimum `m`.
+    extra: Vec<f32>,
 }
 
 impl Panel {
-    /// Packs rows `r0..r0 + 32` of a Q8_0 matrix of `cols` columns (`data`: rows × cols/32 blocks).
-    pub(crate) fn pack(data: &[u8], cols: usize, r0: usize) -> Panel {
+    /// Packs rows `r0..r0 + 32` of a matrix of `kind` with `cols` columns.
+    pub(crate) fn pack(kind: Kind, data: &[u8], cols: usize, r0: usize) -> Panel {
         let nb = cols / 32;
-        let mut q = vec![0i8; nb * 32 * PANEL];
+        let bb = kind.block_bytes();
+        let mut q = vec![0u8; nb * 32 * PANEL];
         let mut d = vec![0.0f32; nb * PANEL];
-        let mut bias = vec![0i32; nb * PANEL];
+        let mut extra = vec![0.0f32; nb * PANEL];
+        let mut vals = [0u8; 32];
         for j in 0..PANEL {
-            let row = &data[(r0 + j) * nb * BLOCK_BYTES..][..nb * BLOCK_BYTES];
-            for (b, block) in row.chunks_exact(BLOCK_BYTES).enumerate() {
+            let row = &data[(r0 + j) * nb * bb..][..nb * bb];
+            for (b, block) in row.chunks_exact(bb).enumerate() {
                 d[b * PANEL + j] = f16::from_le_bytes([block[0], block[1]]).to_f32();
-                let qs = &block[2..];
-                bias[b * PANEL + j] = 128 * qs.iter().map(|&v| v as i8 as i32).sum::<i32>();
+                match kind {
+                    Kind::Q8_0 => {
+                        vals.copy_from_slice(&block[2..34]);
+                        let sum: i32 = vals.iter().map(|&v| v as i8 as i32).sum();
+                        extra[b * PANEL + j] = f32::from_bits((128 * sum) as u32);
+                    }
+                    Kind::Q4_0 | Kind::Q4_1 => {
+                        let qs = if kind == Kind::Q4_0 { &block[2..18] } else { &block[4..20] };
+                        for (k, &byte) in qs.iter().enumerate() {
+                            vals[k] = byte & 0x0F;
+                            vals[k + 16] = byte >> 4;
+                        }
+                        if kind == Kind::Q4_1 {
+                            extra[b * PANEL + j] = f16::from_le_bytes([block[2], block[3]]).to_f32();
+                        }
+                    }
+                }
                 let (half, lane) = (j / 16, j % 16);
                 for k4 in 0..8 {
                     let dst = ((b * 8 + k4) * 2 + half) * 64 + lane * 4;
-                    for (o, &v) in q[dst..dst + 4].iter_mut().zip(&qs[k4 * 4..k4 * 4 + 4]) {
-                        *o = v as i8;
-                    }
+                    q[dst..dst + 4].copy_from_slice(&vals[k4 * 4..k4 * 4 + 4]);
                 }
             }
         }
-        Panel { q, d, bias }
+        Panel { q, d, extra }
     }
 }
 
 /// Writes output columns `r0..r0 + 32` of every token.
 ///
 /// # Safety
-/// AVX-512 F/BW/VNNI must be available; `acts` covers `n_tokens` rows; `out` points at a
-/// row-major `[n_tokens][rows]` buffer with `r0 + 32 <= rows` whose columns `r0..r0 + 32` no
-/// other thread touches during the call.
+/// AVX-512 F/BW/VNNI must be available; `acts` (quantized for `kind`) covers `n_tokens` rows;
+/// `panel` was packed for `kind` with the same `cols`; `out` points at a row-major
+/// `[n_tokens][rows]` buffer with `r0 + 32 <= rows` whose columns `r0..r0 + 32` no other thread
+/// touches during the call.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 pub(crate) unsafe fn panel_product(
+    kind: Kind,
+    acts: &Activations,
+    n_tokens: usize,
+    panel: &Panel,
+    out: *mut f32,
+    rows: usize,
+    r0: usize,
+) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        match kind {
+            Kind::Q8_0 => tiles::<0>(acts, n_tokens, panel, out, rows, r0),
+            Kind::Q4_0 => tiles::<1>(acts, n_tokens, panel, out, rows, r0),
+            Kind::Q4_1 => tiles::<2>(acts, n_tokens, panel, out, rows, r0),
+        }
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn tiles<const K: u8>(
     acts: &Activations,
     n_tokens: usize,
     panel: &Panel,
@@ -121,26 +200,34 @@ pub(crate) unsafe fn panel_product(
     // SAFETY: forwarded contract; every tile stays below n_tokens.
     unsafe {
         while t + TILE <= n_tokens {
-            tile::<TILE>(acts, panel, out, rows, r0, t);
+            tile::<K, TILE>(acts, panel, out, rows, r0, t);
             t += TILE;
         }
         match n_tokens - t {
             0 => {}
-            1 => tile::<1>(acts, panel, out, rows, r0, t),
-            2 => tile::<2>(acts, panel, out, rows, r0, t),
-            _ => tile::<3>(acts, panel, out, rows, r0, t),
+            1 => tile::<K, 1>(acts, panel, out, rows, r0, t),
+            2 => tile::<K, 2>(acts, panel, out, rows, r0, t),
+            _ => tile::<K, 3>(acts, panel, out, rows, r0, t),
         }
     }
 }
 
+/// `NT` tokens from `t0` against the panel; `K`: 0 = Q8_0, 1 = Q4_0, 2 = Q4_1.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn tile<const NT: usize>(acts: &Activations, panel: &Panel, out: *mut f32, rows: usize, r0: usize, t0: usize) {
+unsafe fn tile<const K: u8, const NT: usize>(
+    acts: &Activations,
+    panel: &Panel,
+    out: *mut f32,
+    rows: usize,
+    r0: usize,
+    t0: usize,
+) {
     let cols = acts.cols;
     let nb = cols / 32;
     let mut accf = [[_mm512_setzero_ps(); 2]; NT];
     // SAFETY (all pointer arithmetic): the packed panel holds nb blocks; the activations hold
-    // n_tokens ≥ t0 + NT rows of `cols` bytes and nb scales each; `out` as the caller promised.
+    // n_tokens ≥ t0 + NT rows of `cols` bytes and nb block values each; `out` as promised.
     unsafe {
         let wq = panel.q.as_ptr();
         let xb = acts.bytes.as_ptr();
@@ -153,20 +240,42 @@ unsafe fn tile<const NT: usize>(acts: &Activations, panel: &Panel, out: *mut f32
                 for (i, a) in acci.iter_mut().enumerate() {
                     let x4 = (xb.add((t0 + i) * cols + b * 32 + k4 * 4) as *const i32).read_unaligned();
                     let xv = _mm512_set1_epi32(x4);
-                    a[0] = _mm512_dpbusd_epi32(a[0], xv, w0);
-                    a[1] = _mm512_dpbusd_epi32(a[1], xv, w1);
+                    if K == 0 {
+                        // Unsigned activations (q + 128) × signed weights.
+                        a[0] = _mm512_dpbusd_epi32(a[0], xv, w0);
+                        a[1] = _mm512_dpbusd_epi32(a[1], xv, w1);
+                    } else {
+                        // Unsigned nibbles × signed activations.
+                        a[0] = _mm512_dpbusd_epi32(a[0], w0, xv);
+                        a[1] = _mm512_dpbusd_epi32(a[1], w1, xv);
+                    }
                 }
             }
-            let c0 = _mm512_loadu_si512(panel.bias.as_ptr().add(b * PANEL) as *const __m512i);
-            let c1 = _mm512_loadu_si512(panel.bias.as_ptr().add(b * PANEL + 16) as *const __m512i);
-            let d0 = _mm512_loadu_ps(panel.d.as_ptr().add(b * PANEL));
-            let d1 = _mm512_loadu_ps(panel.d.as_ptr().add(b * PANEL + 16));
+            let pd = panel.d.as_ptr().add(b * PANEL);
+            let pe = panel.extra.as_ptr().add(b * PANEL);
+            let (d0, d1) = (_mm512_loadu_ps(pd), _mm512_loadu_ps(pd.add(16)));
+            let (e0, e1) = (_mm512_loadu_ps(pe), _mm512_loadu_ps(pe.add(16)));
             for (i, (a, f)) in acci.iter().zip(accf.iter_mut()).enumerate() {
-                let s = _mm512_set1_ps(*acts.scales.get_unchecked((t0 + i) * nb + b));
-                let v0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(a[0], c0));
-                let v1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(a[1], c1));
-                f[0] = _mm512_fmadd_ps(v0, _mm512_mul_ps(d0, s), f[0]);
-                f[1] = _mm512_fmadd_ps(v1, _mm512_mul_ps(d1, s), f[1]);
+                let blk = (t0 + i) * nb + b;
+                let dx = _mm512_set1_ps(*acts.d.get_unchecked(blk));
+                let (s0, s1) = match K {
+                    0 => (
+                        _mm512_sub_epi32(a[0], _mm512_castps_si512(e0)),
+                        _mm512_sub_epi32(a[1], _mm512_castps_si512(e1)),
+                    ),
+                    1 => {
+                        let c = _mm512_set1_epi32(8 * *acts.sum.get_unchecked(blk));
+                        (_mm512_sub_epi32(a[0], c), _mm512_sub_epi32(a[1], c))
+                    }
+                    _ => (a[0], a[1]),
+                };
+                f[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(d0, dx), f[0]);
+                f[1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(d1, dx), f[1]);
+                if K == 2 {
+                    let sx = _mm512_set1_ps(*acts.s.get_unchecked(blk));
+                    f[0] = _mm512_fmadd_ps(e0, sx, f[0]);
+                    f[1] = _mm512_fmadd_ps(e1, sx, f[1]);
+                }
             }
         }
         for (i, f) in accf.iter().enumerate() {
