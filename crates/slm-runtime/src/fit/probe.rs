@@ -1,7 +1,8 @@
 //! `--device auto`: measure this machine's kernels for a few seconds and describe it as a
 //! [`DeviceProfile`]. Generation streams weights from memory, so it is measured on matrices
 //! larger than any cache; prompts are compute-bound, so they are measured on a cache-sized matrix
-//! with a 64-token batch.
+//! with a 256-token batch (prompt kernels that repack weights per call, like the VNNI one, amortise
+//! that over the batch, so a short batch would understate them).
 
 use super::profile::DeviceProfile;
 use crate::error::RuntimeError;
@@ -15,6 +16,8 @@ use std::time::Instant;
 
 /// Columns of the probe matrices (a multiple of every block size).
 const COLS: usize = 1024;
+/// Tokens of the prompt-rate measurement.
+const PROMPT_TOKENS: usize = 256;
 /// Weight bytes streamed per generation measurement: well above last-level caches.
 const DECODE_BYTES: usize = 128 << 20;
 
@@ -62,7 +65,7 @@ fn run(pool: &Pool, w: &QMatrix, x: &[f32], n: usize, out: &mut [f32], s: &mut S
 pub fn measure(pool: &Pool, memory_bytes: u64, runtime_bytes: u64) -> Result<DeviceProfile, RuntimeError> {
     let (mut decode, mut prompt) = (BTreeMap::new(), BTreeMap::new());
     let mut scratch = Scratch::new();
-    let x: Vec<f32> = (0..64 * COLS).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+    let x: Vec<f32> = (0..PROMPT_TOKENS * COLS).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
     // Every type `slm quantize` writes.
     for dtype in WRITABLE_TYPES {
         let row_bytes = dtype.row_bytes(COLS as u64).unwrap_or(1) as usize;
@@ -76,9 +79,9 @@ pub fn measure(pool: &Pool, memory_bytes: u64, runtime_bytes: u64) -> Result<Dev
         let rows = 1024;
         let w =
             QMatrix::new(dtype, rows, COLS, &data[..rows * row_bytes]).map_err(|e| RuntimeError::Model(e.into()))?;
-        let mut out = vec![0f32; rows * 64];
-        let secs = best_secs(5, || run(pool, &w, &x, 64, &mut out, &mut scratch))?;
-        let flops = 2.0 * (rows * COLS * 64) as f64;
+        let mut out = vec![0f32; rows * PROMPT_TOKENS];
+        let secs = best_secs(5, || run(pool, &w, &x, PROMPT_TOKENS, &mut out, &mut scratch))?;
+        let flops = 2.0 * (rows * COLS * PROMPT_TOKENS) as f64;
         prompt.insert(dtype.name().to_string(), (flops / secs / 1e9 * 10.0).round() / 10.0);
     }
     decode.insert("default".into(), decode.get("Q4_0").copied().unwrap_or(1.0));
@@ -114,7 +117,8 @@ pub fn available_memory() -> Option<u64> {
 }
 
 /// Scales a measured profile so that it predicts `model`'s own speed on this machine: runs a
-/// 128-token prompt and 32 generated tokens (after a warm-up), and multiplies every prompt rate
+/// 512-token prompt and 32 generated tokens after 64 positions (after a warm-up; prompt kernels
+/// that repack weights per call need a prompt-sized batch), and multiplies every prompt rate
 /// by predicted/measured prompt time and every streaming rate by predicted/measured generation
 /// time. The kernel probe keeps the ratios between types; the model run supplies what the probe
 /// cannot see (norms, RoPE, attention, memory layout of a real file). Other formats of the same
@@ -128,7 +132,7 @@ pub fn calibrate(
     use slm_model::Logits;
     let file = model.gguf();
     let fp = super::Footprint::of(file, None)?;
-    let (n_p, n_g) = (128usize, 32usize);
+    let (n_p, n_g) = (512usize, 32usize);
     let n_vocab = model.config().n_vocab as u64;
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
     let tokens: Vec<u32> = (0..n_p + n_g)
@@ -145,6 +149,9 @@ pub fn calibrate(
         let t0 = Instant::now();
         model.forward(&mut ctx, pool, &tokens[..n_p], Logits::Last)?;
         let prompt = t0.elapsed().as_secs_f64();
+        // Generation after 64 positions: the middle of `slm bench`'s tg128, which starts empty.
+        ctx.clear();
+        model.forward(&mut ctx, pool, &tokens[..64], Logits::Last)?;
         let t1 = Instant::now();
         for &t in &tokens[n_p..] {
             model.forward(&mut ctx, pool, &[t], Logits::Last)?;
@@ -158,7 +165,6 @@ pub fn calibrate(
         prompt = prompt.min(p);
         gen = gen.min(g);
     }
-    // Generation from an empty context in the predictor is positions 0..n; here it follows the prompt.
     let predicted_prompt = super::predict::prompt_secs(&fp, profile, n_p, n_p);
     let predicted_gen = super::predict::gen_secs(&fp, profile, n_g);
     let (sp, sg) = (predicted_prompt / prompt, predicted_gen / gen);
