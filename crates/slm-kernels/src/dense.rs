@@ -29,15 +29,19 @@ pub fn matmul_f32_dense(
     n_tokens: usize,
     out: &mut [f32],
 ) -> Result<bool, KernelError> {
-    let need = |what: &'static str, expected: Option<usize>, found: usize| match expected {
-        Some(e) if e == found => Ok(()),
-        Some(e) => Err(KernelError::SizeMismatch { what, expected: e, found }),
-        None => Err(KernelError::Overflow { what }),
-    };
     need("dense matmul weight bytes", rows.checked_mul(cols).and_then(|n| n.checked_mul(4)), w.len())?;
     need("dense matmul x", n_tokens.checked_mul(cols), x.len())?;
     need("dense matmul out", n_tokens.checked_mul(rows), out.len())?;
     imp::run(pool, w, rows, cols, x, n_tokens, out)
+}
+
+/// `Ok` when `found` equals `expected` (`None`: the expected size overflowed).
+fn need(what: &'static str, expected: Option<usize>, found: usize) -> Result<(), KernelError> {
+    match expected {
+        Some(e) if e == found => Ok(()),
+        Some(e) => Err(KernelError::SizeMismatch { what, expected: e, found }),
+        None => Err(KernelError::Overflow { what }),
+    }
 }
 
 /// Whether [`vnni_q8_0`] takes `w` (Q8_0/Q4_0/Q4_1, rows and cols multiples of 32, a CPU with
@@ -151,11 +155,6 @@ mod imp {
             }
             let Some(kind) = Kind::of(w.dtype) else { return Ok(false) };
             let (rows, cols) = (w.rows, w.cols);
-            let need = |what: &'static str, expected: Option<usize>, found: usize| match expected {
-                Some(e) if e == found => Ok(()),
-                Some(e) => Err(KernelError::SizeMismatch { what, expected: e, found }),
-                None => Err(KernelError::Overflow { what }),
-            };
             need("quantized weight bytes", rows.checked_mul(cols / 32 * w.dtype.type_size()), w.data.len())?;
             need("dense matmul x", n_tokens.checked_mul(cols), x.len())?;
             need("dense matmul out", n_tokens.checked_mul(rows), out.len())?;

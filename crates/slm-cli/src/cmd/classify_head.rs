@@ -6,34 +6,16 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use slm_runtime::embed::{EmbedOptions, Embedder};
 use slm_runtime::ClassifierHead;
 use slm_train::classifier::{train_head, HeadConfig};
 
 use super::classify::{print_result, Inputs};
 use crate::args::ClassifyArgs;
-use crate::load;
 
-/// Embeds `texts` with a progress bar.
+/// Sentence vectors of `texts`, with a progress bar.
 fn embed(embedder: &mut Embedder, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-    let bar = ProgressBar::new(texts.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("embedding [{bar:30}] {pos}/{len} texts {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    let out = embedder.embed(texts, &EmbedOptions::default(), &mut |done| bar.set_position(done as u64))?;
-    bar.finish_and_clear();
-    Ok(out.vectors)
-}
-
-fn open_encoder(model: &str, threads: Option<usize>) -> Result<Embedder> {
-    let path = Path::new(model);
-    if !path.exists() {
-        bail!("encoder {model} not found: pass a bert GGUF file or a Hugging Face model directory with -m");
-    }
-    Embedder::open(path, load::threads(threads)).with_context(|| format!("loading the encoder {model}"))
+    Ok(super::embed::embed_all(embedder, texts, &EmbedOptions::default())?.vectors)
 }
 
 /// Runs `slm classify --train`.
@@ -48,7 +30,7 @@ pub fn train(args: &ClassifyArgs, data: &Path) -> Result<()> {
         bail!("{}: every example has the label {:?}; a classifier needs at least two labels", data.display(), names);
     }
     let labels: Vec<usize> = examples.iter().map(|e| names.binary_search(&e.label).unwrap_or(0)).collect();
-    let mut embedder = open_encoder(model, args.threads)?;
+    let mut embedder = super::embed::open(model, args.threads)?;
     let start = Instant::now();
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
     let features = embed(&mut embedder, &texts)?;
@@ -108,7 +90,7 @@ pub fn predict(args: &ClassifyArgs, head_path: &Path, texts: &Inputs) -> Result<
         (None, Some(p)) => p.clone(),
         (None, None) => bail!("the head does not say where its encoder is; pass it with -m"),
     };
-    let mut embedder = open_encoder(&model, args.threads)?;
+    let mut embedder = super::embed::open(&model, args.threads)?;
     let start = Instant::now();
     let refs: Vec<&str> = texts.iter().map(|(_, t)| t.as_str()).collect();
     let vectors = embed(&mut embedder, &refs)?;

@@ -14,7 +14,7 @@ use crate::args::{EmbedArgs, EmbedFormat, SimilarityArgs};
 use crate::load;
 
 /// Opens the encoder: a `bert` GGUF file or a Hugging Face model directory.
-fn open(model: &str, threads: Option<usize>) -> Result<Embedder> {
+pub fn open(model: &str, threads: Option<usize>) -> Result<Embedder> {
     let path = Path::new(model);
     if !path.exists() {
         bail!("embedding model {model} not found: pass a bert GGUF file or a Hugging Face model directory (config.json, model.safetensors, tokenizer.json)");
@@ -53,15 +53,15 @@ fn gather(texts: &[String], file: Option<&str>) -> Result<Vec<String>> {
     Ok(out)
 }
 
-fn embed_all(embedder: &mut Embedder, texts: &[String], opts: &EmbedOptions) -> Result<slm_runtime::Embeddings> {
+/// Embeds `texts` with a progress bar (shown for more than one batch).
+pub fn embed_all(embedder: &mut Embedder, texts: &[&str], opts: &EmbedOptions) -> Result<slm_runtime::Embeddings> {
     let bar = if texts.len() > opts.batch { ProgressBar::new(texts.len() as u64) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("embedding [{bar:30}] {pos}/{len} texts {per_sec} eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let out = embedder.embed(&refs, opts, &mut |done| bar.set_position(done as u64))?;
+    let out = embedder.embed(texts, opts, &mut |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     Ok(out)
 }
@@ -76,7 +76,8 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         normalize: if args.no_normalize { Some(false) } else { None },
     };
     let start = Instant::now();
-    let out = embed_all(&mut embedder, &texts, &opts)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let out = embed_all(&mut embedder, &refs, &opts)?;
     let seconds = start.elapsed().as_secs_f64();
     if out.n_truncated > 0 {
         eprintln!(
@@ -161,8 +162,9 @@ pub fn similarity(args: SimilarityArgs) -> Result<()> {
         // Semantic search: rank the file's lines against the query.
         let [query] = args.texts.as_slice() else { bail!("with --file, give exactly one query text") };
         let docs = gather(&[], Some(file))?;
-        let q = embed_all(&mut embedder, std::slice::from_ref(query), &opts)?;
-        let d = embed_all(&mut embedder, &docs, &opts)?;
+        let q = embed_all(&mut embedder, &[query.as_str()], &opts)?;
+        let doc_refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+        let d = embed_all(&mut embedder, &doc_refs, &opts)?;
         let mut scored: Vec<(f32, &str)> =
             d.vectors.iter().zip(&docs).map(|(v, t)| (cosine(&q.vectors[0], v), t.as_str())).collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -174,7 +176,8 @@ pub fn similarity(args: SimilarityArgs) -> Result<()> {
     if args.texts.len() < 2 {
         bail!("give at least two texts (or one query and --file FILE)");
     }
-    let out = embed_all(&mut embedder, &args.texts, &opts)?;
+    let refs: Vec<&str> = args.texts.iter().map(String::as_str).collect();
+    let out = embed_all(&mut embedder, &refs, &opts)?;
     if args.texts.len() == 2 {
         outln!("{:.4}", cosine(&out.vectors[0], &out.vectors[1]));
         return Ok(());
