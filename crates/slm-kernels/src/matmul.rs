@@ -113,10 +113,10 @@ fn matmul_fused<const N: usize>(
     if n_tokens == 0 || total_rows == 0 {
         return Ok(());
     }
-    // Prompt-sized Q8_0 products go to the VNNI kernel: the same integer sums as the Q8 dot
-    // kernels at 4× the multiply-adds per cycle (only at the best ISA, so tests that force a
-    // kernel level still get it).
-    if n_tokens >= crate::DENSE_MIN_TOKENS && isa == best_isa() && ws.iter().all(|w| crate::dense::vnni_suits(w)) {
+    // In prompt mode, Q8_0/Q4_0/Q4_1 products go to the VNNI kernel: the same integer sums as
+    // the Q8 dot kernels at 4× the multiply-adds per cycle; for every token count, so results do
+    // not depend on how a prompt is split (only at the best ISA: tests that force a level get it).
+    if scratch.prompt && isa == best_isa() && ws.iter().all(|w| crate::dense::vnni_suits(w)) {
         for (w, out) in ws.into_iter().zip(outs) {
             if !crate::dense::vnni_q8_0(pool, w, x, n_tokens, out)? {
                 return Err(KernelError::SizeMismatch { what: "VNNI Q8_0 weight shape", expected: 32, found: w.rows });

@@ -158,6 +158,20 @@ impl Model {
         self.forward_observed(ctx, pool, tokens, which, None)
     }
 
+    /// [`Model::forward`] for prompt tokens: batched products use the prompt kernels for any
+    /// number of tokens (see `slm_kernels::Scratch::set_prompt`), so a prompt gives the same
+    /// results however it is split into calls (prefix reuse, chunking). Use [`Model::forward`]
+    /// for generated tokens.
+    pub fn forward_prompt<'c>(
+        &self,
+        ctx: &'c mut Context,
+        pool: &Pool,
+        tokens: &[u32],
+        which: Logits,
+    ) -> Result<&'c [f32], ModelError> {
+        self.forward_mode(ctx, pool, tokens, which, None, true)
+    }
+
     /// [`Model::forward`], showing `observer` the activations that enter every block linear.
     pub fn forward_observed<'c>(
         &self,
@@ -165,8 +179,23 @@ impl Model {
         pool: &Pool,
         tokens: &[u32],
         which: Logits,
-        mut observer: Option<&mut dyn ActivationObserver>,
+        observer: Option<&mut dyn ActivationObserver>,
     ) -> Result<&'c [f32], ModelError> {
+        self.forward_mode(ctx, pool, tokens, which, observer, false)
+    }
+
+    /// The forward pass; `prompt` selects the kernels' prompt mode for this call (every entry
+    /// point sets it, so an error cannot leave a stale mode behind).
+    fn forward_mode<'c>(
+        &self,
+        ctx: &'c mut Context,
+        pool: &Pool,
+        tokens: &[u32],
+        which: Logits,
+        mut observer: Option<&mut dyn ActivationObserver>,
+        prompt: bool,
+    ) -> Result<&'c [f32], ModelError> {
+        ctx.state.set_prompt(prompt);
         let v = self.config.n_vocab;
         if tokens.is_empty() {
             return Err(ModelError::InvalidArgument("forward needs at least one token".into()));

@@ -61,8 +61,8 @@ fn chunk_logits(
 ) -> Result<Vec<f32>, RuntimeError> {
     let first = chunk.len() / 2;
     ctx.clear();
-    model.forward(ctx, pool, &chunk[..first], Logits::Last)?;
-    Ok(model.forward(ctx, pool, &chunk[first..], Logits::All)?.to_vec())
+    model.forward_prompt(ctx, pool, &chunk[..first], Logits::Last)?;
+    Ok(model.forward_prompt(ctx, pool, &chunk[first..], Logits::All)?.to_vec())
 }
 
 /// Compares `candidate` with `reference` on `tokens` chunked as `opts` says. `on_chunk(done,

@@ -85,8 +85,8 @@ pub fn perplexity(
             chunk[0] = bos;
         }
         ctx.clear();
-        model.forward(&mut ctx, pool, &chunk[..first], Logits::Last)?;
-        let logits = model.forward(&mut ctx, pool, &chunk[first..], Logits::All)?;
+        model.forward_prompt(&mut ctx, pool, &chunk[..first], Logits::Last)?;
+        let logits = model.forward_prompt(&mut ctx, pool, &chunk[first..], Logits::All)?;
         // Row r holds the logits at position first + r, predicting token first + r + 1.
         for (r, row) in logits.chunks_exact(n_vocab).take(n_ctx - first - 1).enumerate() {
             let target = tokens[c * n_ctx + first + r + 1] as usize;

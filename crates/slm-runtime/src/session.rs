@@ -185,7 +185,7 @@ impl Session {
 
         let t0 = Instant::now();
         let new = &prompt[reuse..];
-        let mut logits = self.model.forward(&mut self.ctx, &self.pool, new, Logits::Last)?.to_vec();
+        let mut logits = self.model.forward_prompt(&mut self.ctx, &self.pool, new, Logits::Last)?.to_vec();
         self.history.extend_from_slice(new);
         let prompt_secs = t0.elapsed().as_secs_f64();
 

@@ -149,7 +149,7 @@ impl Slot {
                 return Ok(outcome);
             }
             logits.clear();
-            logits.extend_from_slice(model.forward(&mut self.ctx, pool, chunk, Logits::Last)?);
+            logits.extend_from_slice(model.forward_prompt(&mut self.ctx, pool, chunk, Logits::Last)?);
             self.history.extend_from_slice(chunk);
         }
 

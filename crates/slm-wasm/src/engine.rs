@@ -222,7 +222,7 @@ impl Engine {
         let new = &prompt[reuse..];
         let logits = self
             .model
-            .forward(&mut self.ctx, &self.pool, new, Logits::Last)?
+            .forward_prompt(&mut self.ctx, &self.pool, new, Logits::Last)?
             .to_vec();
         self.history.extend_from_slice(new);
         for &t in prompt {

@@ -84,7 +84,7 @@ fn measure(model: &Model, pool: &Pool, n_prompt: usize, n_gen: usize, n_batch: u
         let tokens: Vec<u32> = (0..n_ctx).map(|_| (rng.next_u64() % n_vocab) as u32).collect();
         let start = Instant::now();
         if n_prompt > 0 {
-            model.forward(&mut ctx, pool, &tokens[..n_prompt], Logits::Last)?;
+            model.forward_prompt(&mut ctx, pool, &tokens[..n_prompt], Logits::Last)?;
         }
         for &t in &tokens[..n_gen] {
             model.forward(&mut ctx, pool, &[t], Logits::Last)?;

@@ -146,6 +146,11 @@ pub struct ForwardState {
 }
 
 impl ForwardState {
+    /// Prompt mode of the matmul kernels (see `Model::forward_prompt`).
+    pub(crate) fn set_prompt(&mut self, on: bool) {
+        self.scratch.set_prompt(on);
+    }
+
     /// Buffers for batches of up to `n_batch` tokens in a context of `n_ctx` positions.
     pub fn new(cfg: &ModelConfig, n_batch: usize, n_ctx: usize) -> Self {
         let (d, f, q, kv) = (cfg.d_model, cfg.d_ff, cfg.q_dim(), cfg.kv_dim());

@@ -80,7 +80,9 @@ pub fn measure(pool: &Pool, memory_bytes: u64, runtime_bytes: u64) -> Result<Dev
         let w =
             QMatrix::new(dtype, rows, COLS, &data[..rows * row_bytes]).map_err(|e| RuntimeError::Model(e.into()))?;
         let mut out = vec![0f32; rows * PROMPT_TOKENS];
+        scratch.set_prompt(true);
         let secs = best_secs(5, || run(pool, &w, &x, PROMPT_TOKENS, &mut out, &mut scratch))?;
+        scratch.set_prompt(false);
         let flops = 2.0 * (rows * COLS * PROMPT_TOKENS) as f64;
         prompt.insert(dtype.name().to_string(), (flops / secs / 1e9 * 10.0).round() / 10.0);
     }
@@ -147,11 +149,11 @@ pub fn calibrate(
     let mut run = || -> Result<(f64, f64), RuntimeError> {
         ctx.clear();
         let t0 = Instant::now();
-        model.forward(&mut ctx, pool, &tokens[..n_p], Logits::Last)?;
+        model.forward_prompt(&mut ctx, pool, &tokens[..n_p], Logits::Last)?;
         let prompt = t0.elapsed().as_secs_f64();
         // Generation after 64 positions: the middle of `slm bench`'s tg128, which starts empty.
         ctx.clear();
-        model.forward(&mut ctx, pool, &tokens[..64], Logits::Last)?;
+        model.forward_prompt(&mut ctx, pool, &tokens[..64], Logits::Last)?;
         let t1 = Instant::now();
         for &t in &tokens[n_p..] {
             model.forward(&mut ctx, pool, &[t], Logits::Last)?;
