@@ -44,7 +44,7 @@ fn need(what: &'static str, expected: Option<usize>, found: usize) -> Result<(),
     }
 }
 
-/// Whether [`vnni_q8_0`] takes `w` (Q8_0/Q4_0/Q4_1, rows and cols multiples of 32, a CPU with
+/// Whether [`vnni_product`] takes `w` (Q8_0/Q4_0/Q4_1, rows and cols multiples of 32, a CPU with
 /// AVX-512 VNNI).
 pub(crate) fn vnni_suits(w: &crate::QMatrix) -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -63,14 +63,14 @@ pub(crate) fn vnni_suits(w: &crate::QMatrix) -> bool {
 
 /// A Q8_0/Q4_0/Q4_1 product on the VNNI kernel (see `dense_vnni.rs`); `Ok(false)` when it does
 /// not apply.
-pub(crate) fn vnni_q8_0(
+pub(crate) fn vnni_product(
     pool: &Pool,
     w: &crate::QMatrix,
     x: &[f32],
     n_tokens: usize,
     out: &mut [f32],
 ) -> Result<bool, KernelError> {
-    imp::q8_0_vnni(pool, w, x, n_tokens, out)
+    imp::vnni_product(pool, w, x, n_tokens, out)
 }
 
 /// [`matmul_f32_dense`] for a weight of any type: F32 weights are used in place; others (and
@@ -93,7 +93,7 @@ pub fn matmul_dense(
         return Ok(false);
     }
     let (rows, cols) = (w.rows, w.cols);
-    if imp::q8_0_vnni(pool, w, x, n_tokens, out)? {
+    if imp::vnni_product(pool, w, x, n_tokens, out)? {
         return Ok(true);
     }
     if w.dtype == slm_format::GgmlType::F32 && matmul_f32_dense(pool, w.data, rows, cols, x, n_tokens, out)? {
@@ -109,19 +109,13 @@ pub fn matmul_dense(
         w.dequantize_row(0, first)?;
     }
     let failed = std::sync::atomic::AtomicBool::new(false);
-    let per_task = rows.div_ceil(pool.n_threads() * 4).max(1);
-    let n_full = rows / per_task;
-    let (full, rest) = dst.split_at_mut(n_full * per_task * cols);
-    let mut unit = vec![(); n_full];
-    let decode = |first: usize, block: &mut [f32]| {
+    pool.run_rows(dst, cols, &mut [] as &mut [()], 0, &|first, block, _| {
         for (j, row) in block.chunks_exact_mut(cols).enumerate() {
             if w.dequantize_row(first + j, row).is_err() {
                 failed.store(true, std::sync::atomic::Ordering::Relaxed);
             }
         }
-    };
-    pool.run_chunks(full, per_task * cols, &mut unit, 1, &|i, block, _| decode(i * per_task, block));
-    decode(n_full * per_task, rest);
+    });
     if failed.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(KernelError::SizeMismatch {
             what: "dense matmul weight bytes (rows × row bytes)",
@@ -140,7 +134,7 @@ mod imp {
 
     /// Q8_0/Q4_0/Q4_1 weights on the AVX-512 VNNI kernel (`dense_vnni.rs`); `Ok(false)` when the
     /// CPU or the shape (rows and cols multiples of 32) does not suit it.
-    pub(super) fn q8_0_vnni(
+    pub(super) fn vnni_product(
         pool: &Pool,
         w: &crate::QMatrix,
         x: &[f32],
@@ -250,7 +244,7 @@ mod imp {
 mod imp {
     use super::*;
 
-    pub(super) fn q8_0_vnni(
+    pub(super) fn vnni_product(
         _: &Pool,
         _: &crate::QMatrix,
         _: &[f32],

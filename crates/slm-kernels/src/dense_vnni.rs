@@ -63,13 +63,19 @@ impl Kind {
     }
 }
 
-/// Quantized activations: bytes `[tokens][cols]` (offset to unsigned for Q8_0 weights), and per
-/// block the scale `d`, the Q8_1-style `s = f16(d·Σq)` and the integer `Σq`.
+/// Per activation block: the scale `d`, the Q8_1-style `s = f16(d·Σq)` and the integer `Σq`.
+#[derive(Clone, Copy, Default)]
+struct BlockMeta {
+    d: f32,
+    s: f32,
+    sum: i32,
+}
+
+/// Quantized activations: bytes `[tokens][cols]` (offset to unsigned for Q8_0 weights) and one
+/// [`BlockMeta`] per block.
 pub(crate) struct Activations {
     bytes: Vec<u8>,
-    d: Vec<f32>,
-    s: Vec<f32>,
-    sum: Vec<i32>,
+    meta: Vec<BlockMeta>,
     cols: usize,
 }
 
@@ -79,32 +85,18 @@ impl Activations {
         let nb = cols / 32;
         let flip = if kind == Kind::Q8_0 { 0x80 } else { 0 };
         let mut bytes = vec![0u8; n_tokens * cols];
-        // One [d, s, sum] triple per block, split afterwards (run_chunks takes two buffers).
-        let mut meta = vec![[0.0f32; 3]; n_tokens * nb];
-        let per_task = n_tokens.div_ceil(pool.n_threads() * 4).max(1);
-        let quantize = |t0: usize, bytes: &mut [u8], meta: &mut [[f32; 3]]| {
+        let mut meta = vec![BlockMeta::default(); n_tokens * nb];
+        pool.run_rows(&mut bytes, cols, &mut meta, nb, &|t0, bytes, meta| {
             let mut blocks = vec![Q8Block::default(); nb];
             for (i, (bs, ms)) in bytes.chunks_exact_mut(cols).zip(meta.chunks_exact_mut(nb)).enumerate() {
                 quantize_q8(&x[(t0 + i) * cols..][..cols], &mut blocks);
                 for ((b, dst), m) in blocks.iter().zip(bs.chunks_exact_mut(32)).zip(ms.iter_mut()) {
                     dst.iter_mut().zip(&b.qs).for_each(|(o, &q)| *o = (q as u8) ^ flip);
-                    let sum: i32 = b.qs.iter().map(|&q| q as i32).sum();
-                    *m = [b.d, b.s, sum as f32];
+                    *m = BlockMeta { d: b.d, s: b.s, sum: b.qs.iter().map(|&q| q as i32).sum() };
                 }
             }
-        };
-        let n_full = n_tokens / per_task;
-        let (full_b, rest_b) = bytes.split_at_mut(n_full * per_task * cols);
-        let (full_m, rest_m) = meta.split_at_mut(n_full * per_task * nb);
-        pool.run_chunks(full_b, per_task * cols, full_m, per_task * nb, &|i, b, m| quantize(i * per_task, b, m));
-        quantize(n_full * per_task, rest_b, rest_m);
-        Activations {
-            bytes,
-            d: meta.iter().map(|m| m[0]).collect(),
-            s: meta.iter().map(|m| m[1]).collect(),
-            sum: meta.iter().map(|m| m[2] as i32).collect(),
-            cols,
-        }
+        });
+        Activations { bytes, meta, cols }
     }
 }
 
@@ -257,14 +249,15 @@ unsafe fn tile<const K: u8, const NT: usize>(
             let (e0, e1) = (_mm512_loadu_ps(pe), _mm512_loadu_ps(pe.add(16)));
             for (i, (a, f)) in acci.iter().zip(accf.iter_mut()).enumerate() {
                 let blk = (t0 + i) * nb + b;
-                let dx = _mm512_set1_ps(*acts.d.get_unchecked(blk));
+                let m = *acts.meta.get_unchecked(blk);
+                let dx = _mm512_set1_ps(m.d);
                 let (s0, s1) = match K {
                     0 => (
                         _mm512_sub_epi32(a[0], _mm512_castps_si512(e0)),
                         _mm512_sub_epi32(a[1], _mm512_castps_si512(e1)),
                     ),
                     1 => {
-                        let c = _mm512_set1_epi32(8 * *acts.sum.get_unchecked(blk));
+                        let c = _mm512_set1_epi32(8 * m.sum);
                         (_mm512_sub_epi32(a[0], c), _mm512_sub_epi32(a[1], c))
                     }
                     _ => (a[0], a[1]),
@@ -272,7 +265,7 @@ unsafe fn tile<const K: u8, const NT: usize>(
                 f[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(d0, dx), f[0]);
                 f[1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(d1, dx), f[1]);
                 if K == 2 {
-                    let sx = _mm512_set1_ps(*acts.s.get_unchecked(blk));
+                    let sx = _mm512_set1_ps(m.s);
                     f[0] = _mm512_fmadd_ps(e0, sx, f[0]);
                     f[1] = _mm512_fmadd_ps(e1, sx, f[1]);
                 }

@@ -118,7 +118,7 @@ fn matmul_fused<const N: usize>(
     // not depend on how a prompt is split (only at the best ISA: tests that force a level get it).
     if scratch.prompt && isa == best_isa() && ws.iter().all(|w| crate::dense::vnni_suits(w)) {
         for (w, out) in ws.into_iter().zip(outs) {
-            if !crate::dense::vnni_q8_0(pool, w, x, n_tokens, out)? {
+            if !crate::dense::vnni_product(pool, w, x, n_tokens, out)? {
                 return Err(KernelError::SizeMismatch { what: "VNNI Q8_0 weight shape", expected: 32, found: w.rows });
             }
         }

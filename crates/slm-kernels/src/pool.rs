@@ -276,7 +276,47 @@ impl Pool {
     }
 }
 
-/// A task of [`Pool::run_chunks`]: `(task index, chunk of a, chunk of b)`.
+impl Pool {
+    /// Runs `f(first_row, rows_of_a, rows_of_b)` over blocks of whole rows, a few blocks per
+    /// thread: `a` has rows of `a_width` elements, `b` (optional per-row data, `b_width` 0 for
+    /// none) rows of `b_width`. The blocks are disjoint and cover every row, the last one shorter
+    /// when the rows do not divide evenly. Rows are counted from `a` (and `b` when it has width).
+    pub fn run_rows<A: Send, B: Send>(
+        &self,
+        a: &mut [A],
+        a_width: usize,
+        b: &mut [B],
+        b_width: usize,
+        f: &ChunkTask<'_, A, B>,
+    ) {
+        let mut n_rows = a.len().checked_div(a_width).unwrap_or(0);
+        if let Some(nb) = b.len().checked_div(b_width) {
+            n_rows = n_rows.min(nb);
+        }
+        if n_rows == 0 {
+            return;
+        }
+        let per_task = n_rows.div_ceil(self.n_threads() * 4).max(1);
+        let (pa, pb) = (SendPtr(a.as_mut_ptr()), SendPtr(b.as_mut_ptr()));
+        self.run(n_rows.div_ceil(per_task), &|i| {
+            let r0 = i * per_task;
+            let n = per_task.min(n_rows - r0);
+            // SAFETY: r0 + n <= n_rows, so both blocks lie inside their buffers (n_rows was
+            // bounded by both lengths); `run` calls each index once, so blocks are disjoint; the
+            // borrows of `a` and `b` outlive `run`.
+            let (ca, cb) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(pa.get().add(r0 * a_width), n * a_width),
+                    std::slice::from_raw_parts_mut(pb.get().add(r0 * b_width), n * b_width),
+                )
+            };
+            f(r0, ca, cb);
+        });
+    }
+}
+
+/// A task of [`Pool::run_chunks`]: `(task index, chunk of a, chunk of b)`; of [`Pool::run_rows`]:
+/// `(first row, rows of a, rows of b)`.
 pub type ChunkTask<'a, A, B> = dyn Fn(usize, &mut [A], &mut [B]) + Sync + 'a;
 
 /// A raw pointer that may cross threads; users guarantee disjoint access (see `run_chunks`).
@@ -324,6 +364,29 @@ mod tests {
         assert_eq!(a, want);
         assert!(b.iter().all(|&x| x == 1));
         pool.run_chunks(&mut a, 0, &mut b, 2, &|_, _, _| panic!("no tasks with a zero chunk"));
+    }
+
+    #[test]
+    fn run_rows_covers_every_row_once_with_a_short_tail() {
+        let pool = Pool::new(2).unwrap();
+        // 37 rows of 3 (plus a stray element) and per-row data of 2.
+        let mut a = vec![0usize; 37 * 3 + 1];
+        let mut b = vec![0usize; 37 * 2];
+        pool.run_rows(&mut a, 3, &mut b, 2, &|first, ra, rb| {
+            assert_eq!(ra.len() / 3, rb.len() / 2);
+            for (j, (x, y)) in ra.chunks_exact_mut(3).zip(rb.chunks_exact_mut(2)).enumerate() {
+                x.iter_mut().for_each(|v| *v += first + j + 1);
+                y.iter_mut().for_each(|v| *v += 1);
+            }
+        });
+        let want: Vec<usize> = (0..37 * 3 + 1).map(|k| if k < 37 * 3 { k / 3 + 1 } else { 0 }).collect();
+        assert_eq!(a, want);
+        assert!(b.iter().all(|&v| v == 1));
+        // Without per-row data.
+        let mut c = vec![0u8; 5 * 4];
+        pool.run_rows(&mut c, 4, &mut [] as &mut [()], 0, &|_, rc, _| rc.iter_mut().for_each(|v| *v += 1));
+        assert!(c.iter().all(|&v| v == 1));
+        pool.run_rows(&mut c, 0, &mut [] as &mut [()], 0, &|_, _, _| panic!("no rows of width 0"));
     }
 
     #[test]

@@ -99,6 +99,9 @@ pub(super) fn encode(
         total += s.len();
         state.offsets.push(total);
     }
+    // Every product of an encoder pass is a prompt product: prompt mode keeps a sequence's
+    // numbers independent of the batch it is in (see `slm_kernels::Scratch::set_prompt`).
+    state.bufs.scratch.set_prompt(true);
     embed_tokens(cfg, w, seqs, grow(&mut state.hidden, total * d))?;
     for layer in &w.layers {
         block(cfg, layer, pool, total, state)?;
@@ -223,22 +226,9 @@ fn residual_norm(pool: &Pool, x: &mut [f32], y: &[f32], d: usize, norm: &Norm, e
     });
 }
 
-/// Runs `f(first_row, rows)` over blocks of whole rows of `buf` (rows of `width`), a few blocks
-/// per pool thread; the blocks are disjoint and cover every row.
+/// Runs `f(first_row, rows)` over blocks of whole rows of `buf` (rows of `width`) on the pool.
 fn par_rows(pool: &Pool, buf: &mut [f32], width: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
-    let n_rows = buf.len().checked_div(width).unwrap_or(0);
-    if n_rows == 0 {
-        return;
-    }
-    let per_task = n_rows.div_ceil(pool.n_threads() * 4).max(1);
-    let n_full = n_rows / per_task;
-    let (full, rest) = buf.split_at_mut(n_full * per_task * width);
-    // `run_chunks` hands out equal chunks of two buffers; the second is a placeholder.
-    let mut unit = vec![(); n_full];
-    pool.run_chunks(full, per_task * width, &mut unit, 1, &|i, rows, _| f(i * per_task, rows));
-    if !rest.is_empty() {
-        f(n_full * per_task, rest);
-    }
+    pool.run_rows(buf, width, &mut [] as &mut [()], 0, &|first, rows, _| f(first, rows));
 }
 
 /// Bidirectional attention of the sequence at tokens `start..start + len`: heads are gathered
