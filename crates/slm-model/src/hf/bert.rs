@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_json::Value;
 use slm_format::hf_config::{read_json, BertConfig as HfBertConfig};
-use slm_format::safetensors::{from_f32, SafetensorsModel};
+use slm_format::safetensors::SafetensorsModel;
 use slm_format::GgufWriter;
 
 use super::tokenizer::HfTokenizerFiles;
@@ -211,17 +211,8 @@ fn add_tensor(
     gguf: &str,
     dtype: FloatType,
 ) -> Result<(), HfError> {
-    let (file, entry) = st.get(hf).ok_or_else(|| HfError::tensor(hf, "listed but not found"))?;
-    let values = file.tensor_f32(entry)?;
-    let ggml_dims = match entry.shape.as_slice() {
-        [n] => vec![*n],
-        [rows, cols] => vec![*cols, *rows],
-        other => return Err(HfError::tensor(hf, format!("has shape {other:?}; expected 1 or 2 dimensions"))),
-    };
-    let out_type = if ggml_dims.len() == 1 { FloatType::F32 } else { dtype };
-    let bytes = from_f32(hf, out_type.safetensors(), &values)?;
-    w.add_tensor(gguf, &ggml_dims, out_type.ggml(), bytes)?;
-    Ok(())
+    let (values, ggml_dims) = super::import::read_tensor(st, hf)?;
+    super::import::write_float_tensor(w, hf, gguf, &ggml_dims, &values, dtype)
 }
 
 /// Writes a WordPiece `tokenizer.json` as llama.cpp's `bert` tokenizer keys plus the original

@@ -52,9 +52,10 @@ pub fn build_gguf(
     let dims = Dims::check(&cfg)?;
     let st = SafetensorsModel::open_dir(dir)?;
     let mut w = GgufWriter::new();
-    let name = opts.name.clone().unwrap_or_else(|| {
-        dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
-    });
+    let name = opts
+        .name
+        .clone()
+        .unwrap_or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()));
     write_hparams(&mut w, &cfg, &dims, &name, opts.dtype);
 
     // Tensors in llama.cpp's order: embedding, blocks, final norm, head.
@@ -135,9 +136,10 @@ impl Dims {
             }
         }
         let to = |v: u64, what: &str| {
-            usize::try_from(v).ok().filter(|&v| v > 0 && v < (1 << 24)).ok_or_else(|| {
-                HfError::Unsupported(format!("config.json {what} = {v} is zero or implausibly large"))
-            })
+            usize::try_from(v)
+                .ok()
+                .filter(|&v| v > 0 && v < (1 << 24))
+                .ok_or_else(|| HfError::Unsupported(format!("config.json {what} = {v} is zero or implausibly large")))
         };
         let n_head = to(cfg.num_attention_heads, "num_attention_heads")?;
         let n_kv_head = to(cfg.num_key_value_heads.unwrap_or(cfg.num_attention_heads), "num_key_value_heads")?;
@@ -185,7 +187,9 @@ fn check_complete(plan: &[(String, String)], n_layer: u64, tied: bool, arch: Arc
         want.push("output.weight".into());
     }
     for i in 0..n_layer {
-        for s in ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"] {
+        for s in
+            ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"]
+        {
             want.push(format!("blk.{i}.{s}.weight"));
         }
         if arch.qkv_bias() {
@@ -228,14 +232,8 @@ fn add_tensor(
     dims: &Dims,
     dtype: FloatType,
 ) -> Result<(), HfError> {
-    let (file, entry) = st.get(hf).ok_or_else(|| HfError::tensor(hf, "listed but not found"))?;
-    let mut values = file.tensor_f32(entry)?;
-    let shape: Vec<u64> = entry.shape.clone();
-    let (ggml_dims, cols) = match shape.as_slice() {
-        [n] => (vec![*n], *n as usize),
-        [rows, cols] => (vec![*cols, *rows], *cols as usize),
-        other => return Err(HfError::tensor(hf, format!("has shape {other:?}; expected 1 or 2 dimensions"))),
-    };
+    let (mut values, ggml_dims) = read_tensor(st, hf)?;
+    let (rows, cols) = (ggml_dims.last().copied().unwrap_or(0), ggml_dims[0] as usize);
     let heads = if dims.arch.rope_neox() {
         // NeoX RoPE pairs (i, i + Dh/2) like HF's rotate_half: rows stay in HF order.
         None
@@ -247,15 +245,40 @@ fn add_tensor(
         None
     };
     if let Some(n_head) = heads {
-        if shape.first().copied() != Some((n_head * dims.head_dim) as u64) {
+        let shape: Vec<u64> = ggml_dims.iter().rev().copied().collect();
+        if rows != (n_head * dims.head_dim) as u64 {
             return Err(HfError::tensor(hf, format!("has shape {shape:?}; expected {} rows", n_head * dims.head_dim)));
         }
         values = permute_qk(&values, n_head, cols)
             .ok_or_else(|| HfError::tensor(hf, format!("shape {shape:?} does not split into {n_head} heads")))?;
     }
+    write_float_tensor(w, hf, gguf, &ggml_dims, &values, dtype)
+}
+
+/// A 1- or 2-D safetensors tensor as f32 values and ggml-order dims.
+pub(super) fn read_tensor(st: &SafetensorsModel, hf: &str) -> Result<(Vec<f32>, Vec<u64>), HfError> {
+    let (file, entry) = st.get(hf).ok_or_else(|| HfError::tensor(hf, "listed but not found"))?;
+    let values = file.tensor_f32(entry)?;
+    let ggml_dims = match entry.shape.as_slice() {
+        [n] => vec![*n],
+        [rows, cols] => vec![*cols, *rows],
+        other => return Err(HfError::tensor(hf, format!("has shape {other:?}; expected 1 or 2 dimensions"))),
+    };
+    Ok((values, ggml_dims))
+}
+
+/// Adds a tensor to `w`: matrices in `dtype`, 1-D tensors in F32 (as llama.cpp keeps them).
+pub(super) fn write_float_tensor(
+    w: &mut GgufWriter,
+    hf: &str,
+    gguf: &str,
+    ggml_dims: &[u64],
+    values: &[f32],
+    dtype: FloatType,
+) -> Result<(), HfError> {
     let out_type = if ggml_dims.len() == 1 { FloatType::F32 } else { dtype };
-    let bytes = from_f32(hf, out_type.safetensors(), &values)?;
+    let bytes = from_f32(hf, out_type.safetensors(), values)?;
     let ggml: GgmlType = out_type.ggml();
-    w.add_tensor(gguf, &ggml_dims, ggml, bytes)?;
+    w.add_tensor(gguf, ggml_dims, ggml, bytes)?;
     Ok(())
 }
