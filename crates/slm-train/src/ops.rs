@@ -185,17 +185,27 @@ pub fn swiglu_backward(gate: &[f32], up: &[f32], dh: &[f32], dgate: &mut [f32], 
         });
 }
 
+/// Target id of a token that is not trained on (prompt tokens in instruction tuning, padding):
+/// it contributes no loss and no gradient.
+pub const IGNORE_TARGET: u32 = u32::MAX;
+
 /// Softmax cross-entropy of each logit row against its target, in place: returns the summed
 /// loss `Σ_n −log softmax(logits_n)[target_n]` (f64) and replaces the logits by the gradient
 /// of `scale × that sum`, i.e. `scale·(softmax − onehot)`.
 ///
+/// A row whose target is [`IGNORE_TARGET`] adds no loss and gets a zero gradient.
+///
 /// # Shapes
-/// `logits`: `[N][V]`; `targets`: `[N]`, each `< V` (checked by the caller).
+/// `logits`: `[N][V]`; `targets`: `[N]`, each `< V` or [`IGNORE_TARGET`] (checked by the caller).
 pub fn cross_entropy_in_place(logits: &mut [f32], targets: &[u32], v: usize, scale: f32) -> f64 {
     let losses: Vec<f64> = logits
         .par_chunks_mut(v)
         .zip(targets.par_iter())
         .map(|(row, &target)| {
+            if target == IGNORE_TARGET {
+                row.fill(0.0);
+                return 0.0;
+            }
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let t = target as usize;
             let shifted_target = row.get(t).map_or(0.0, |&x| x - max) as f64;
