@@ -18,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod hf;
 pub mod kv_cache;
+pub mod lora;
 pub mod model;
 pub mod observe;
 pub mod quantize;
