@@ -69,6 +69,7 @@ pub mod rng;
 pub mod run;
 pub mod schedule;
 pub mod trainer;
+pub mod weights;
 
 pub use error::TrainError;
 pub use export::{export_gguf, export_gguf_bytes, import_gguf};

@@ -17,7 +17,8 @@ use crate::attention::{attention_backward, attention_forward, Heads};
 use crate::error::TrainError;
 use crate::layout::{BlockOffsets, ParamLayout};
 use crate::matmul::{matmul_nn, matmul_nt, matmul_tn};
-use crate::ops::{self, RopeCache};
+use crate::ops::{self, RopeCache, IGNORE_TARGET};
+use crate::weights::{FullWeights, Mat, Proj, Weights};
 use slm_model::ModelConfig;
 
 /// A model's shape: validated config plus where each tensor sits in the flat parameter vector.
@@ -169,15 +170,6 @@ fn head_rows(n: usize, v: usize) -> usize {
     (HEAD_CHUNK_FLOATS / v.max(1)).max(16).min(n.max(1))
 }
 
-/// `&buf[off..off + len]`, for tensors whose offsets come from the layout.
-fn seg(buf: &[f32], off: usize, len: usize) -> &[f32] {
-    &buf[off..off + len]
-}
-
-fn seg_mut(buf: &mut [f32], off: usize, len: usize) -> &mut [f32] {
-    &mut buf[off..off + len]
-}
-
 impl TrainModel {
     /// A trainable model of shape `cfg` (only the `llama` architecture).
     pub fn new(cfg: ModelConfig) -> Result<TrainModel, TrainError> {
@@ -224,14 +216,17 @@ impl TrainModel {
         }
     }
 
-    fn check(&self, params: &[f32], tokens: &[u32], seq_len: usize) -> Result<usize, TrainError> {
-        if params.len() != self.layout.len() {
+    fn check_params(&self, what: &str, len: usize) -> Result<(), TrainError> {
+        if len != self.layout.len() {
             return Err(TrainError::InvalidArgument(format!(
-                "parameter vector has {} values, the model needs {}",
-                params.len(),
+                "{what} vector has {len} values, the model needs {}",
                 self.layout.len()
             )));
         }
+        Ok(())
+    }
+
+    fn check(&self, tokens: &[u32], seq_len: usize) -> Result<usize, TrainError> {
         if seq_len == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(seq_len) {
             return Err(TrainError::InvalidArgument(format!(
                 "{} tokens do not form whole sequences of {seq_len}",
@@ -253,6 +248,28 @@ impl TrainModel {
         Ok(tokens.len() / seq_len)
     }
 
+    /// Block `layer`'s projection `proj` as a [`Mat`].
+    fn mat(&self, layer: usize, bo: &BlockOffsets, proj: Proj) -> Mat {
+        let c = &self.cfg;
+        let (d, qd, kvd, f) = (c.d_model, c.q_dim(), c.kv_dim(), c.d_ff);
+        let (offset, rows, cols) = match proj {
+            Proj::Q => (bo.wq, qd, d),
+            Proj::K => (bo.wk, kvd, d),
+            Proj::V => (bo.wv, kvd, d),
+            Proj::O => (bo.wo, d, qd),
+            Proj::Gate => (bo.w_gate, f, d),
+            Proj::Up => (bo.w_up, f, d),
+            Proj::Down => (bo.w_down, d, f),
+        };
+        Mat {
+            layer,
+            proj,
+            offset,
+            rows,
+            cols,
+        }
+    }
+
     /// Runs `tokens` (`B` sequences of `seq_len`, each starting at position 0) through the model,
     /// saving activations in `ws`; the logits `[N][V]` are in [`Workspace::logits`].
     pub fn forward(
@@ -262,29 +279,41 @@ impl TrainModel {
         seq_len: usize,
         ws: &mut Workspace,
     ) -> Result<(), TrainError> {
-        self.forward_hidden(params, tokens, seq_len, ws)?;
+        self.check_params("parameter", params.len())?;
+        self.forward_with(&FullWeights { params }, tokens, seq_len, ws)
+    }
+
+    /// [`forward`](Self::forward) with any [`Weights`] (e.g. a frozen base plus adapters).
+    pub fn forward_with(
+        &self,
+        w: &dyn Weights,
+        tokens: &[u32],
+        seq_len: usize,
+        ws: &mut Workspace,
+    ) -> Result<(), TrainError> {
+        self.forward_hidden(w, tokens, seq_len, ws)?;
         let (n, d, v) = (tokens.len(), self.cfg.d_model, self.cfg.n_vocab);
         ws.logits.resize(n * v, 0.0);
-        let w = seg(params, self.layout.output_head(), v * d);
-        matmul_nt(&mut ws.logits, &ws.xn_f, w, n, v, d, false);
+        let head = w.tensor(self.layout.output_head(), v * d);
+        matmul_nt(&mut ws.logits, &ws.xn_f, head, n, v, d, false);
         Ok(())
     }
 
     /// The blocks and the final norm: leaves the normalised hidden states `[N][D]` in `ws.xn_f`.
     fn forward_hidden(
         &self,
-        params: &[f32],
+        w: &dyn Weights,
         tokens: &[u32],
         seq_len: usize,
         ws: &mut Workspace,
     ) -> Result<(), TrainError> {
-        let b = self.check(params, tokens, seq_len)?;
+        let b = self.check(tokens, seq_len)?;
         let c = &self.cfg;
         let (n, t) = (tokens.len(), seq_len);
-        let (d, qd, kvd, f, v) = (c.d_model, c.q_dim(), c.kv_dim(), c.d_ff, c.n_vocab);
+        let (d, v) = (c.d_model, c.n_vocab);
         ws.prepare(c, b, t);
         let l = &self.layout;
-        let embd = seg(params, l.token_embd, v * d);
+        let embd = w.tensor(l.token_embd, v * d);
         for (row, &id) in ws.resid[0].chunks_exact_mut(d).zip(tokens) {
             row.copy_from_slice(&embd[id as usize * d..(id as usize + 1) * d]);
         }
@@ -297,104 +326,54 @@ impl TrainModel {
         let Some(rope) = rope.as_ref() else {
             return Err(TrainError::InvalidArgument("RoPE table missing".into()));
         };
+        let (qd, kvd) = (c.q_dim(), c.kv_dim());
         for (i, (bo, a)) in l.blocks.iter().zip(blocks.iter_mut()).enumerate() {
             let (before, after) = resid.split_at_mut(i + 1);
             let (x_in, x_out) = (&before[i], &mut after[0]);
-            let bo: &BlockOffsets = bo;
+            let m = |p| self.mat(i, bo, p);
+            let eps = c.rms_eps;
             ops::rms_norm_forward(
                 x_in,
-                seg(params, bo.attn_norm, d),
-                c.rms_eps,
+                w.tensor(bo.attn_norm, d),
+                eps,
                 &mut a.xn1,
                 &mut a.inv_rms1,
             );
-            matmul_nt(
-                &mut a.q,
-                &a.xn1,
-                seg(params, bo.wq, qd * d),
-                n,
-                qd,
-                d,
-                false,
-            );
-            matmul_nt(
-                &mut a.k,
-                &a.xn1,
-                seg(params, bo.wk, kvd * d),
-                n,
-                kvd,
-                d,
-                false,
-            );
-            matmul_nt(
-                &mut a.v,
-                &a.xn1,
-                seg(params, bo.wv, kvd * d),
-                n,
-                kvd,
-                d,
-                false,
-            );
+            w.linear(m(Proj::Q), &a.xn1, &mut a.q, n, false);
+            w.linear(m(Proj::K), &a.xn1, &mut a.k, n, false);
+            w.linear(m(Proj::V), &a.xn1, &mut a.v, n, false);
             rope.apply(&mut a.q, qd, t, false);
             rope.apply(&mut a.k, kvd, t, false);
             attention_forward(self.heads(t), &a.q, &a.k, &a.v, &mut a.att, &mut a.probs);
             // x_mid = x_in + Wo·att
             a.x_mid.copy_from_slice(x_in);
-            matmul_nt(
-                &mut a.x_mid,
-                &a.att,
-                seg(params, bo.wo, d * qd),
-                n,
-                d,
-                qd,
-                true,
-            );
+            w.linear(m(Proj::O), &a.att, &mut a.x_mid, n, true);
             ops::rms_norm_forward(
                 &a.x_mid,
-                seg(params, bo.ffn_norm, d),
-                c.rms_eps,
+                w.tensor(bo.ffn_norm, d),
+                eps,
                 &mut a.xn2,
                 &mut a.inv_rms2,
             );
-            matmul_nt(
-                &mut a.gate,
-                &a.xn2,
-                seg(params, bo.w_gate, f * d),
-                n,
-                f,
-                d,
-                false,
-            );
-            matmul_nt(
-                &mut a.up,
-                &a.xn2,
-                seg(params, bo.w_up, f * d),
-                n,
-                f,
-                d,
-                false,
-            );
+            w.linear(m(Proj::Gate), &a.xn2, &mut a.gate, n, false);
+            w.linear(m(Proj::Up), &a.xn2, &mut a.up, n, false);
             ops::swiglu_forward(&a.gate, &a.up, &mut a.hid);
             x_out.copy_from_slice(&a.x_mid);
-            matmul_nt(x_out, &a.hid, seg(params, bo.w_down, d * f), n, d, f, true);
+            w.linear(m(Proj::Down), &a.hid, x_out, n, true);
         }
         let x_f = &ws.resid[c.n_layer];
-        ops::rms_norm_forward(
-            x_f,
-            seg(params, l.output_norm, d),
-            c.rms_eps,
-            &mut ws.xn_f,
-            &mut ws.inv_rms_f,
-        );
+        let gain = w.tensor(l.output_norm, d);
+        ops::rms_norm_forward(x_f, gain, c.rms_eps, &mut ws.xn_f, &mut ws.inv_rms_f);
         Ok(())
     }
 
     /// Output head and cross-entropy over row chunks (so `[N][V]` logits never exist at once):
-    /// returns the summed loss of `targets` `[N]`; with `grads`, also writes `∂(scale·loss)/∂xn_f`
-    /// into `ws.dxn` and adds the head's weight gradient.
+    /// returns the summed loss of `targets` `[N]` (rows with [`IGNORE_TARGET`] add nothing);
+    /// with `grads`, also writes `∂(scale·loss)/∂xn_f` into `ws.dxn` and adds the head's weight
+    /// gradient when it is trainable.
     fn head_loss(
         &self,
-        params: &[f32],
+        w: &dyn Weights,
         mut grads: Option<&mut [f32]>,
         targets: &[u32],
         scale: f32,
@@ -408,34 +387,35 @@ impl TrainModel {
                 targets.len()
             )));
         }
-        if let Some(&id) = targets.iter().find(|&&id| id as usize >= v) {
+        if let Some(&id) = targets
+            .iter()
+            .find(|&&id| id as usize >= v && id != IGNORE_TARGET)
+        {
             return Err(TrainError::InvalidArgument(format!(
                 "target id {id} >= vocabulary size {v}"
             )));
         }
         let rows = ws.head_rows(n, v);
         let off = self.layout.output_head();
-        let w = seg(params, off, v * d);
+        let head = w.tensor(off, v * d);
         let mut loss = 0.0;
         let Workspace {
-            xn_f, head, dxn, ..
+            xn_f,
+            head: buf,
+            dxn,
+            ..
         } = ws;
         for (i, (x, tg)) in xn_f.chunks(rows * d).zip(targets.chunks(rows)).enumerate() {
             let m = tg.len();
-            let logits = &mut head[..m * v];
-            matmul_nt(logits, x, w, m, v, d, false);
+            let logits = &mut buf[..m * v];
+            matmul_nt(logits, x, head, m, v, d, false);
             loss += ops::cross_entropy_in_place(logits, tg, v, scale);
             if let Some(g) = grads.as_deref_mut() {
-                matmul_nn(
-                    &mut dxn[i * rows * d..(i * rows + m) * d],
-                    logits,
-                    w,
-                    m,
-                    d,
-                    v,
-                    false,
-                );
-                matmul_tn(seg_mut(g, off, v * d), logits, x, v, d, m, true);
+                let dx = &mut dxn[i * rows * d..(i * rows + m) * d];
+                matmul_nn(dx, logits, head, m, d, v, false);
+                if let Some(gw) = w.tensor_grad(g, off, v * d) {
+                    matmul_tn(gw, logits, x, v, d, m, true);
+                }
             }
         }
         Ok(loss)
@@ -454,11 +434,30 @@ impl TrainModel {
         scale: f32,
         ws: &mut Workspace,
     ) -> Result<f64, TrainError> {
-        if grads.len() != self.layout.len() {
+        self.check_params("parameter", params.len())?;
+        let w = FullWeights { params };
+        self.forward_backward_with(&w, grads, tokens, targets, seq_len, scale, ws)
+    }
+
+    /// [`forward_backward`](Self::forward_backward) with any [`Weights`]: `grads` has
+    /// [`Weights::n_grads`] values (e.g. only the adapters' for LoRA). Targets may be
+    /// [`IGNORE_TARGET`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_backward_with(
+        &self,
+        w: &dyn Weights,
+        grads: &mut [f32],
+        tokens: &[u32],
+        targets: &[u32],
+        seq_len: usize,
+        scale: f32,
+        ws: &mut Workspace,
+    ) -> Result<f64, TrainError> {
+        if grads.len() != w.n_grads() {
             return Err(TrainError::InvalidArgument(format!(
-                "gradient vector has {} values, the model needs {}",
+                "gradient vector has {} values, the weights need {}",
                 grads.len(),
-                self.layout.len()
+                w.n_grads()
             )));
         }
         if targets.len() != tokens.len() {
@@ -468,17 +467,17 @@ impl TrainModel {
                 tokens.len()
             )));
         }
-        self.forward_hidden(params, tokens, seq_len, ws)?;
-        let loss = self.head_loss(params, Some(&mut *grads), targets, scale, ws)?;
-        self.backward(params, grads, tokens, ws);
+        self.forward_hidden(w, tokens, seq_len, ws)?;
+        let loss = self.head_loss(w, Some(&mut *grads), targets, scale, ws)?;
+        self.backward(w, grads, tokens, ws);
         Ok(loss)
     }
 
     /// The backward pass from the final norm down, starting from `ws.dxn` left by `head_loss`.
-    fn backward(&self, params: &[f32], grads: &mut [f32], tokens: &[u32], ws: &mut Workspace) {
+    fn backward(&self, w: &dyn Weights, grads: &mut [f32], tokens: &[u32], ws: &mut Workspace) {
         let c = &self.cfg;
         let (n, t) = (ws.b * ws.t, ws.t);
-        let (d, qd, kvd, f, v) = (c.d_model, c.q_dim(), c.kv_dim(), c.d_ff, c.n_vocab);
+        let (d, qd, kvd, v) = (c.d_model, c.q_dim(), c.kv_dim(), c.n_vocab);
         let l = &self.layout;
         let Workspace {
             rope,
@@ -497,66 +496,51 @@ impl TrainModel {
             ..
         } = ws;
         let Some(rope) = rope.as_ref() else { return };
+        // Gradient sink for frozen norm gains (the input gradient still has to be computed).
+        let mut frozen_dw = vec![0.0f32; d];
+        let mut norm_backward = |x: &[f32],
+                                 off: usize,
+                                 inv_rms: &[f32],
+                                 dxn: &[f32],
+                                 dx: &mut [f32],
+                                 grads: &mut [f32]| {
+            let dw = match w.tensor_grad(grads, off, d) {
+                Some(g) => g,
+                None => &mut frozen_dw[..],
+            };
+            ops::rms_norm_backward(x, w.tensor(off, d), inv_rms, dxn, dx, dw);
+        };
 
         // Final norm (the head's gradient is already in dxn, from head_loss).
         dx.fill(0.0);
-        let (w, x) = (seg(params, l.output_norm, d), &resid[c.n_layer]);
-        ops::rms_norm_backward(x, w, inv_rms_f, dxn, dx, seg_mut(grads, l.output_norm, d));
+        norm_backward(&resid[c.n_layer], l.output_norm, inv_rms_f, dxn, dx, grads);
 
         for (i, (bo, a)) in l.blocks.iter().zip(blocks.iter()).enumerate().rev() {
+            let m = |p| self.mat(i, bo, p);
             // Feed-forward half; dx is the gradient of the block output (and of x_mid through
             // the residual, which it keeps accumulating).
             let (dhid, dgate, dup) = (&mut *d_f1, &mut *d_f2, &mut *d_f3);
-            matmul_nn(dhid, dx, seg(params, bo.w_down, d * f), n, f, d, false);
-            matmul_tn(seg_mut(grads, bo.w_down, d * f), dx, &a.hid, d, f, n, true);
+            w.linear_backward(m(Proj::Down), &a.hid, dx, dhid, n, false, grads);
             ops::swiglu_backward(&a.gate, &a.up, dhid, dgate, dup);
-            matmul_nn(dxn, dgate, seg(params, bo.w_gate, f * d), n, d, f, false);
-            matmul_nn(dxn, dup, seg(params, bo.w_up, f * d), n, d, f, true);
-            matmul_tn(
-                seg_mut(grads, bo.w_gate, f * d),
-                dgate,
-                &a.xn2,
-                f,
-                d,
-                n,
-                true,
-            );
-            matmul_tn(seg_mut(grads, bo.w_up, f * d), dup, &a.xn2, f, d, n, true);
-            let w = seg(params, bo.ffn_norm, d);
-            ops::rms_norm_backward(
-                &a.x_mid,
-                w,
-                &a.inv_rms2,
-                dxn,
-                dx,
-                seg_mut(grads, bo.ffn_norm, d),
-            );
+            w.linear_backward(m(Proj::Gate), &a.xn2, dgate, dxn, n, false, grads);
+            w.linear_backward(m(Proj::Up), &a.xn2, dup, dxn, n, true, grads);
+            norm_backward(&a.x_mid, bo.ffn_norm, &a.inv_rms2, dxn, dx, grads);
 
             // Attention half.
-            matmul_nn(datt, dx, seg(params, bo.wo, d * qd), n, qd, d, false);
-            matmul_tn(seg_mut(grads, bo.wo, d * qd), dx, &a.att, d, qd, n, true);
+            w.linear_backward(m(Proj::O), &a.att, dx, datt, n, false, grads);
             attention_backward(self.heads(t), &a.q, &a.k, &a.v, &a.probs, datt, dq, dk, dv);
             rope.apply(dq, qd, t, true);
             rope.apply(dk, kvd, t, true);
-            matmul_nn(dxn, dq, seg(params, bo.wq, qd * d), n, d, qd, false);
-            matmul_nn(dxn, dk, seg(params, bo.wk, kvd * d), n, d, kvd, true);
-            matmul_nn(dxn, dv, seg(params, bo.wv, kvd * d), n, d, kvd, true);
-            matmul_tn(seg_mut(grads, bo.wq, qd * d), dq, &a.xn1, qd, d, n, true);
-            matmul_tn(seg_mut(grads, bo.wk, kvd * d), dk, &a.xn1, kvd, d, n, true);
-            matmul_tn(seg_mut(grads, bo.wv, kvd * d), dv, &a.xn1, kvd, d, n, true);
-            let w = seg(params, bo.attn_norm, d);
-            ops::rms_norm_backward(
-                &resid[i],
-                w,
-                &a.inv_rms1,
-                dxn,
-                dx,
-                seg_mut(grads, bo.attn_norm, d),
-            );
+            w.linear_backward(m(Proj::Q), &a.xn1, dq, dxn, n, false, grads);
+            w.linear_backward(m(Proj::K), &a.xn1, dk, dxn, n, true, grads);
+            w.linear_backward(m(Proj::V), &a.xn1, dv, dxn, n, true, grads);
+            norm_backward(&resid[i], bo.attn_norm, &a.inv_rms1, dxn, dx, grads);
         }
 
         // Embedding rows (serial: a token may repeat, and a fixed order keeps results exact).
-        let de = seg_mut(grads, l.token_embd, v * d);
+        let Some(de) = w.tensor_grad(grads, l.token_embd, v * d) else {
+            return;
+        };
         for (&id, g) in tokens.iter().zip(dx.chunks_exact(d)) {
             for (o, &gv) in de[id as usize * d..(id as usize + 1) * d].iter_mut().zip(g) {
                 *o += gv;
@@ -573,7 +557,27 @@ impl TrainModel {
         seq_len: usize,
         ws: &mut Workspace,
     ) -> Result<f64, TrainError> {
-        self.forward_hidden(params, tokens, seq_len, ws)?;
-        Ok(self.head_loss(params, None, targets, 0.0, ws)? / targets.len() as f64)
+        self.check_params("parameter", params.len())?;
+        self.eval_loss_with(&FullWeights { params }, tokens, targets, seq_len, ws)
+    }
+
+    /// [`eval_loss`](Self::eval_loss) with any [`Weights`]; the mean is over the targets that
+    /// are not [`IGNORE_TARGET`] (0 when there are none).
+    pub fn eval_loss_with(
+        &self,
+        w: &dyn Weights,
+        tokens: &[u32],
+        targets: &[u32],
+        seq_len: usize,
+        ws: &mut Workspace,
+    ) -> Result<f64, TrainError> {
+        self.forward_hidden(w, tokens, seq_len, ws)?;
+        let counted = targets.iter().filter(|&&id| id != IGNORE_TARGET).count();
+        let loss = self.head_loss(w, None, targets, 0.0, ws)?;
+        Ok(if counted == 0 {
+            0.0
+        } else {
+            loss / counted as f64
+        })
     }
 }
