@@ -52,6 +52,9 @@ pub enum Command {
     /// Collect an importance matrix (activation statistics) on calibration text for `slm quantize --imatrix`.
     #[command(after_help = "Example:\n  slm imatrix -m model-f16.gguf calibration.txt -o imatrix.gguf")]
     Imatrix(ImatrixArgs),
+    /// Prune a model: magnitude or Wanda (unstructured, 2:4) or structured (FFN channels, KV groups, layers), with a report.
+    #[command(after_help = "Example:\n  slm prune -m model-f32.gguf -o pruned.gguf --method wanda --sparsity 0.5 --calib calib.txt --eval /usr/share/common-licenses/GPL-3\n  slm prune -m model-f32.gguf -o small.gguf --ffn-keep 1024 --drop-layers 4 --calib calib.txt --eval eval.txt")]
+    Prune(crate::cmd::prune::PruneArgs),
     /// Will a model run on a device? Memory, download size, expected speed, best quantization.
     #[command(after_help = "Example:\n  slm fit --device auto\n  slm fit model.gguf --device raspberry-pi-5 --ctx 2048 -v\n  slm fit --list-devices")]
     Fit(FitArgs),

@@ -65,6 +65,7 @@ pub mod model;
 pub mod ops;
 pub mod optim;
 pub mod plot;
+pub mod prune;
 pub mod rng;
 pub mod run;
 pub mod schedule;

@@ -12,6 +12,7 @@ pub mod fit;
 pub mod imatrix;
 pub mod models;
 pub mod perplexity;
+pub mod prune;
 pub mod quantize;
 pub mod run;
 pub mod serve;
