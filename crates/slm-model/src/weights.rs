@@ -121,6 +121,12 @@ impl TensorLoader {
         TensorLoader { file, arch: arch.to_string(), used: HashSet::new() }
     }
 
+    /// The file's metadata (for architecture keys the config does not carry, such as
+    /// [`BLOCK_MAP_KEY`]).
+    pub fn metadata(&self) -> &slm_format::Metadata {
+        self.file.metadata()
+    }
+
     /// Whether the file has a tensor of this name.
     pub fn contains(&self, name: &str) -> bool {
         self.file.tensor(name).is_some()
@@ -177,6 +183,46 @@ impl TensorLoader {
             Some(first) => Err(ModelError::UnusedTensors { count: unused.len(), first: first.name.clone() }),
         }
     }
+}
+
+/// GGUF key of a model with blocks shared across layers (written by slm-train): an INT32 array
+/// of `block_count` entries, entry `i` being the stored block (tensors `blk.{j}.*`) that layer
+/// `i` runs. Files without it have one block per layer. llama.cpp does not read it.
+pub const BLOCK_MAP_KEY: &str = "slm.block_map";
+
+/// Checks a layer → stored-block map for `n_layer` layers: one entry per layer, and the stored
+/// blocks `0..S` all used. Returns `S`.
+pub fn validate_block_map(map: &[usize], n_layer: usize) -> Result<usize, ModelError> {
+    let bad = |why: String| ModelError::InvalidConfig(format!("{BLOCK_MAP_KEY}: {why}"));
+    if map.len() != n_layer || n_layer == 0 {
+        return Err(bad(format!("{} entries for {n_layer} layers", map.len())));
+    }
+    let stored = map.iter().max().map_or(0, |m| m + 1);
+    let mut used = vec![false; stored];
+    for &j in map {
+        if let Some(u) = used.get_mut(j) {
+            *u = true;
+        }
+    }
+    match used.iter().position(|u| !u) {
+        Some(j) => Err(bad(format!("stored block {j} is run by no layer (map {map:?})"))),
+        None => Ok(stored),
+    }
+}
+
+/// The block map of a file ([`BLOCK_MAP_KEY`]), checked against `n_layer`; `None` when absent.
+pub fn read_block_map(md: &slm_format::Metadata, n_layer: usize) -> Result<Option<Vec<usize>>, ModelError> {
+    if !md.contains_key(BLOCK_MAP_KEY) {
+        return Ok(None);
+    }
+    let raw = md.get_i32_array(BLOCK_MAP_KEY)?;
+    let map = raw
+        .iter()
+        .map(|&j| usize::try_from(j))
+        .collect::<Result<Vec<usize>, _>>()
+        .map_err(|_| ModelError::InvalidConfig(format!("{BLOCK_MAP_KEY}: negative block index in {raw:?}")))?;
+    validate_block_map(&map, n_layer)?;
+    Ok(Some(map))
 }
 
 /// Weight types the matmul kernels accept.

@@ -1,16 +1,17 @@
 //! Checkpoints: everything needed to continue training bit for bit, in one GGUF file written
 //! atomically (a crash while saving leaves the previous checkpoint intact).
 //!
-//! Contents: the model hyper-parameters (`llama.*` keys, as in an exported model), the
-//! parameters under their own names, the Adam moments as `adam_m.<name>` / `adam_v.<name>`, and
+//! Contents: the model hyper-parameters (`llama.*` keys, as in an exported model, and
+//! `slm.block_map` when blocks are shared), the parameters under their own names (each shared
+//! block once), the Adam moments as `adam_m.<name>` / `adam_v.<name>`, and
 //! `slm.train.state`, a JSON [`CheckpointState`] with the training config, step, RNG state, data
 //! position and a fingerprint of the training tokens. Reading goes through slm-format's
 //! bounds-checked GGUF reader.
 
 use crate::data::{fingerprint, DataPosition};
 use crate::error::TrainError;
-use crate::export::{add_config_metadata, add_tensors, read_tensors};
-use crate::layout::ModelSpec;
+use crate::export::{add_block_map, add_config_metadata, add_tensors, read_tensors};
+use crate::layout::{BlockMap, ModelSpec};
 use crate::model::TrainModel;
 use crate::rng::Rng;
 use crate::trainer::{TrainConfig, Trainer};
@@ -31,6 +32,9 @@ pub struct CheckpointState {
     pub format: u32,
     /// Model hyper-parameters.
     pub model: ModelSpec,
+    /// Stored block of each layer when blocks are shared (absent: one block per layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_map: Option<BlockMap>,
     /// Training settings.
     pub train: TrainConfig,
     /// Optimizer steps completed.
@@ -60,6 +64,7 @@ impl Trainer {
         CheckpointState {
             format: FORMAT_VERSION,
             model: ModelSpec::from_config(self.model.config()),
+            block_map: Some(self.model.layout().block_map.clone()).filter(|m| !m.is_identity()),
             train: self.cfg.clone(),
             step: self.step,
             adam_t: self.opt.t,
@@ -77,6 +82,7 @@ impl Trainer {
         })?;
         let mut w = GgufWriter::new();
         add_config_metadata(&mut w, self.model.config(), "slm-train checkpoint")?;
+        add_block_map(&mut w, self.model.layout())?;
         w.add_string(STATE_KEY, state);
         let layout = self.model.layout();
         add_tensors(&mut w, layout, &self.params, "")?;
@@ -129,7 +135,11 @@ impl Trainer {
                 ),
             ));
         }
-        let model = TrainModel::new(state.model.resolve()?)?;
+        let cfg = state.model.resolve()?;
+        let model = match state.block_map.clone() {
+            Some(map) => TrainModel::with_sharing(cfg, map)?,
+            None => TrainModel::new(cfg)?,
+        };
         let layout = model.layout().clone();
         let params = read_tensors(&file, &layout, "")?;
         let m = read_tensors(&file, &layout, "adam_m.")?;

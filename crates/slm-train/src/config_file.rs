@@ -9,6 +9,7 @@
 //! n_kv_head = 2      # default: n_head
 //! d_ff = 384         # default: 8/3 · d_model rounded up to a multiple of 32
 //! context = 256      # training context (n_ctx_train)
+//! sharing = "none"   # or "all", "groups:G", "repeat:K", "cycle:S" (blocks shared across layers)
 //!
 //! [train]
 //! steps = 1000
@@ -30,6 +31,7 @@
 //! The vocabulary size always comes from the tokenizer.
 
 use crate::error::TrainError;
+use crate::layout::BlockMap;
 use crate::optim::AdamWConfig;
 use crate::run::RunConfig;
 use crate::schedule::Schedule;
@@ -79,6 +81,13 @@ pub struct ModelSection {
     /// Share the output head with the token embedding.
     #[serde(default = "yes")]
     pub tied_output: bool,
+    /// Blocks shared across layers: `"none"` (default), `"all"`, `"groups:G"`, `"repeat:K"` or
+    /// `"cycle:S"` (see [`BlockMap`]).
+    #[serde(default)]
+    pub sharing: Option<String>,
+    /// An explicit layer → stored-block map instead of `sharing`.
+    #[serde(default)]
+    pub block_map: Option<Vec<usize>>,
 }
 
 fn default_rope_theta() -> f32 {
@@ -245,6 +254,30 @@ impl ConfigFile {
         })
     }
 
+    /// The layer → stored-block map of `[model]` (`sharing` or `block_map`); the identity map
+    /// (no sharing) when neither is given or there is no `[model]` section.
+    pub fn block_map(&self, n_layer: usize) -> Result<BlockMap, TrainError> {
+        let Some(m) = self.model.as_ref() else {
+            return Ok(BlockMap::identity(n_layer));
+        };
+        match (&m.sharing, &m.block_map) {
+            (Some(_), Some(_)) => Err(bad(
+                "[model] has both sharing and block_map; keep one".into()
+            )),
+            (Some(spec), None) => BlockMap::parse(spec, n_layer),
+            (None, Some(map)) => {
+                if map.len() != n_layer {
+                    return Err(bad(format!(
+                        "block_map has {} entries for n_layer = {n_layer}; give one stored-block index per layer",
+                        map.len()
+                    )));
+                }
+                BlockMap::new(map.clone())
+            }
+            (None, None) => Ok(BlockMap::identity(n_layer)),
+        }
+    }
+
     /// Training settings for a run of `steps` steps on a model with context `n_ctx`.
     pub fn train_config(&self, steps: u64, n_ctx: usize) -> Result<TrainConfig, TrainError> {
         let t = &self.train;
@@ -348,6 +381,38 @@ mod tests {
             }
         );
         assert_eq!(c.run_config(100).eval_every, 10);
+    }
+
+    #[test]
+    fn sharing_specs_become_block_maps() {
+        let with = |line: &str| {
+            ConfigFile::parse(&GOOD.replace("n_layer = 2", &format!("n_layer = 4\n{line}")))
+                .and_then(|c| c.block_map(4))
+        };
+        assert_eq!(with("").unwrap(), BlockMap::identity(4));
+        assert_eq!(
+            with("sharing = \"repeat:2\"").unwrap().layers(),
+            [0, 0, 1, 1]
+        );
+        assert_eq!(
+            with("sharing = \"cycle:2\"").unwrap().layers(),
+            [0, 1, 0, 1]
+        );
+        assert_eq!(with("sharing = \"all\"").unwrap().layers(), [0, 0, 0, 0]);
+        assert_eq!(
+            with("block_map = [0, 1, 1, 0]").unwrap().layers(),
+            [0, 1, 1, 0]
+        );
+        let e = with("sharing = \"repeat:3\"").unwrap_err().to_string();
+        assert!(e.contains("dividing n_layer"), "{e}");
+        let e = with("block_map = [0, 2, 2, 0]").unwrap_err().to_string();
+        assert!(e.contains("stored block 1 is run by no layer"), "{e}");
+        let e = with("block_map = [0, 0]").unwrap_err().to_string();
+        assert!(e.contains("2 entries for n_layer = 4"), "{e}");
+        let e = with("sharing = \"all\"\nblock_map = [0, 0, 0, 0]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("both"), "{e}");
     }
 
     #[test]

@@ -3,9 +3,14 @@
 //! Export writes every tensor as F32 with the `llama.*` hyper-parameter keys slm-model and
 //! llama.cpp read, plus (optionally) the tokenizer metadata of a source model so the result runs
 //! with `slm run`. Import dequantizes any supported dtype into f32 for fine-tuning.
+//!
+//! A model with shared blocks ([`BlockMap`]) stores each stored block once (`blk.{j}.*`) and
+//! the map under `slm.block_map`; slm-model loads it, llama.cpp does not (it wants
+//! `blk.0..block_count`): [`unshare`] turns it into an ordinary model with copied blocks.
 
 use crate::error::TrainError;
-use crate::layout::ParamLayout;
+use crate::layout::{BlockMap, ParamLayout};
+use crate::model::TrainModel;
 use slm_format::{GgufFile, GgufWriter, Metadata};
 use slm_model::ModelConfig;
 use std::path::Path;
@@ -72,6 +77,58 @@ pub fn add_config_metadata(
     Ok(())
 }
 
+/// Adds `slm.block_map` when `layout`'s layers do not simply run their own blocks.
+pub fn add_block_map(w: &mut GgufWriter, layout: &ParamLayout) -> Result<(), TrainError> {
+    if layout.block_map.is_identity() {
+        return Ok(());
+    }
+    let map = layout.block_map.layers();
+    let ints = map
+        .iter()
+        .map(|&j| i32::try_from(j))
+        .collect::<Result<Vec<i32>, _>>()
+        .map_err(|_| TrainError::Config("a block index does not fit INT32".into()))?;
+    w.add_i32_array(slm_model::weights::BLOCK_MAP_KEY, &ints);
+    Ok(())
+}
+
+/// The same model without sharing: every layer gets its own copy of the block it runs, so the
+/// file loads in llama.cpp (at the size of the unshared model).
+pub fn unshare(
+    cfg: &ModelConfig,
+    layout: &ParamLayout,
+    params: &[f32],
+) -> Result<(ParamLayout, Vec<f32>), TrainError> {
+    if params.len() != layout.len() {
+        return Err(TrainError::InvalidArgument(format!(
+            "{} values for a layout of {}",
+            params.len(),
+            layout.len()
+        )));
+    }
+    let flat = ParamLayout::new(cfg)?;
+    let mut out = vec![0.0f32; flat.len()];
+    let map = layout.block_map.layers();
+    for t in &flat.tensors {
+        // `blk.{i}.rest` reads `blk.{map[i]}.rest`; the other tensors keep their names.
+        let source = match t.name.strip_prefix("blk.").and_then(|r| r.split_once('.')) {
+            Some((i, rest)) => {
+                let j = i.parse::<usize>().ok().and_then(|i| map.get(i).copied());
+                match j {
+                    Some(j) => format!("blk.{j}.{rest}"),
+                    None => t.name.clone(),
+                }
+            }
+            None => t.name.clone(),
+        };
+        let src = layout.tensor(&source).ok_or_else(|| {
+            TrainError::InvalidArgument(format!("tensor '{source}' is not in the shared layout"))
+        })?;
+        out[t.range()].copy_from_slice(&params[src.range()]);
+    }
+    Ok((flat, out))
+}
+
 /// Adds every tensor of `layout` from `values` (a vector of the layout's length) as F32, named
 /// `prefix + name` (empty prefix: the model's own tensors).
 pub fn add_tensors(
@@ -116,6 +173,7 @@ pub fn export_gguf_bytes(
 ) -> Result<Vec<u8>, TrainError> {
     let mut w = GgufWriter::new();
     add_config_metadata(&mut w, cfg, "slm-train")?;
+    add_block_map(&mut w, layout)?;
     if let Some(md) = tokenizer_source {
         copy_tokenizer_metadata(&mut w, md);
     }
@@ -178,10 +236,26 @@ pub fn read_tensors(
     Ok(out)
 }
 
-/// Loads a GGUF model for fine-tuning: its config and its weights as f32.
+/// Loads a GGUF model for fine-tuning: its config and its weights as f32 (a model with shared
+/// blocks comes back unshared; [`import_gguf_model`] keeps the sharing).
 pub fn import_gguf(file: &GgufFile) -> Result<(ModelConfig, Vec<f32>), TrainError> {
+    let (model, params) = import_gguf_model(file)?;
+    let (cfg, layout) = (model.config(), model.layout());
+    if !layout.block_map.is_identity() {
+        let (_, flat) = unshare(cfg, layout, &params)?;
+        return Ok((cfg.clone(), flat));
+    }
+    Ok((cfg.clone(), params))
+}
+
+/// Loads a GGUF model for fine-tuning as a [`TrainModel`] (with the file's block sharing, if
+/// any) and its weights as f32.
+pub fn import_gguf_model(file: &GgufFile) -> Result<(TrainModel, Vec<f32>), TrainError> {
     let cfg = ModelConfig::from_gguf(file)?;
-    let layout = ParamLayout::new(&cfg)?;
-    let params = read_tensors(file, &layout, "")?;
-    Ok((cfg, params))
+    let model = match BlockMap::from_gguf(file.metadata(), cfg.n_layer)? {
+        Some(map) => TrainModel::with_sharing(cfg, map)?,
+        None => TrainModel::new(cfg)?,
+    };
+    let params = read_tensors(file, model.layout(), "")?;
+    Ok((model, params))
 }

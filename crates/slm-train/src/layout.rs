@@ -77,6 +77,142 @@ pub struct BlockOffsets {
     pub w_down: usize,
 }
 
+/// Which stored block each layer runs: parameter sharing across layers.
+///
+/// Layer `i` runs stored block `layers()[i]`; every stored block `0..stored_blocks()` is run by
+/// at least one layer. Files carry it as the GGUF key [`slm_model::weights::BLOCK_MAP_KEY`]
+/// (`slm.block_map`, an INT32 array of `block_count` entries), with tensors `blk.{j}.*` only for
+/// the stored blocks. Specs for [`BlockMap::parse`]:
+/// - `none`: every layer its own block (the identity map);
+/// - `all`: ALBERT's cross-layer sharing, one block for every layer;
+/// - `groups:G`: ALBERT with `G` hidden groups, contiguous runs of layers share a block
+///   (layer `i` runs block `⌊i·G/L⌋`);
+/// - `repeat:K`: MobileLLM's immediate block-wise sharing, each stored block runs `K` times in
+///   a row (layer `i` runs block `⌊i/K⌋`; the same map as `groups:L/K`);
+/// - `cycle:S`: MobileLLM's repeat-all-over, the stack of `S` blocks runs `L/S` times
+///   (layer `i` runs block `i mod S`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<usize>", into = "Vec<usize>")]
+pub struct BlockMap {
+    layers: Vec<usize>,
+    stored: usize,
+}
+
+impl BlockMap {
+    /// No sharing: layer `i` runs block `i`.
+    pub fn identity(n_layer: usize) -> BlockMap {
+        BlockMap {
+            layers: (0..n_layer).collect(),
+            stored: n_layer,
+        }
+    }
+
+    /// The map `layers` (layer `i` runs stored block `layers[i]`); every index below the
+    /// largest must be used.
+    pub fn new(layers: Vec<usize>) -> Result<BlockMap, TrainError> {
+        let stored = slm_model::weights::validate_block_map(&layers, layers.len())?;
+        Ok(BlockMap { layers, stored })
+    }
+
+    /// The map of a sharing spec (see the type's documentation) for `n_layer` layers.
+    pub fn parse(spec: &str, n_layer: usize) -> Result<BlockMap, TrainError> {
+        let spec = spec.trim();
+        let (kind, arg) = match spec.split_once(':') {
+            Some((k, a)) => {
+                let n: usize = a.trim().parse().map_err(|_| {
+                    TrainError::Config(format!("sharing \"{spec}\": '{a}' is not a whole number"))
+                })?;
+                (k.trim(), Some(n))
+            }
+            None => (spec, None),
+        };
+        let need = |what: &str, ok: bool| -> Result<usize, TrainError> {
+            match arg {
+                Some(n) if n >= 1 && n <= n_layer && ok => Ok(n),
+                _ => Err(TrainError::Config(format!(
+                    "sharing \"{spec}\" with {n_layer} layers: {what}"
+                ))),
+            }
+        };
+        let layers: Vec<usize> = match kind {
+            "none" if arg.is_none() => (0..n_layer).collect(),
+            "all" if arg.is_none() => vec![0; n_layer],
+            "groups" => {
+                let g = need("write groups:G with G from 1 to n_layer", true)?;
+                (0..n_layer).map(|i| i * g / n_layer).collect()
+            }
+            "repeat" => {
+                let divides = arg.is_some_and(|k| k > 0 && n_layer.is_multiple_of(k));
+                let k = need("write repeat:K with K dividing n_layer", divides)?;
+                (0..n_layer).map(|i| i / k).collect()
+            }
+            "cycle" => {
+                let divides = arg.is_some_and(|s| s > 0 && n_layer.is_multiple_of(s));
+                let s = need("write cycle:S with S dividing n_layer", divides)?;
+                (0..n_layer).map(|i| i % s).collect()
+            }
+            _ => {
+                return Err(TrainError::Config(format!(
+                    "sharing \"{spec}\" is unknown; use \"none\", \"all\", \"groups:G\", \"repeat:K\" or \"cycle:S\""
+                )))
+            }
+        };
+        BlockMap::new(layers)
+    }
+
+    /// The map stored in a GGUF file's metadata, `None` when the file has no
+    /// [`slm_model::weights::BLOCK_MAP_KEY`] (every layer its own block).
+    pub fn from_gguf(
+        md: &slm_format::Metadata,
+        n_layer: usize,
+    ) -> Result<Option<BlockMap>, TrainError> {
+        Ok(
+            slm_model::weights::read_block_map(md, n_layer)?.map(|layers| {
+                let stored = layers.iter().max().map_or(0, |m| m + 1);
+                BlockMap { layers, stored }
+            }),
+        )
+    }
+
+    /// Stored block of each layer.
+    pub fn layers(&self) -> &[usize] {
+        &self.layers
+    }
+
+    /// Layers (the compute depth).
+    pub fn n_layer(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Distinct blocks with parameters.
+    pub fn stored_blocks(&self) -> usize {
+        self.stored
+    }
+
+    /// Whether layer `i` runs block `i` for every `i` (no key is written for such a map).
+    pub fn is_identity(&self) -> bool {
+        self.layers.iter().enumerate().all(|(i, &j)| i == j)
+    }
+
+    /// Whether some layers share a block.
+    pub fn is_shared(&self) -> bool {
+        self.stored < self.layers.len()
+    }
+}
+
+impl TryFrom<Vec<usize>> for BlockMap {
+    type Error = TrainError;
+    fn try_from(layers: Vec<usize>) -> Result<BlockMap, TrainError> {
+        BlockMap::new(layers)
+    }
+}
+
+impl From<BlockMap> for Vec<usize> {
+    fn from(m: BlockMap) -> Vec<usize> {
+        m.layers
+    }
+}
+
 /// The layout of all parameters of a Llama-family model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamLayout {
@@ -84,8 +220,10 @@ pub struct ParamLayout {
     pub tensors: Vec<TensorSpec>,
     /// Offset of `token_embd.weight` `[V][D]`.
     pub token_embd: usize,
-    /// Per-block offsets.
+    /// Per-layer offsets (`n_layer` entries; layers sharing a stored block have equal offsets).
     pub blocks: Vec<BlockOffsets>,
+    /// Stored block run by each layer ([`BlockMap::identity`] without sharing).
+    pub block_map: BlockMap,
     /// Offset of `output_norm.weight` `[D]`.
     pub output_norm: usize,
     /// Offset of `output.weight` `[V][D]`, or `None` when the output reuses the embedding.
@@ -94,9 +232,24 @@ pub struct ParamLayout {
 }
 
 impl ParamLayout {
-    /// The layout for `cfg`, which must be a valid `llama`-architecture config.
+    /// The layout for `cfg`, which must be a valid `llama`-architecture config (every layer
+    /// has its own block).
     pub fn new(cfg: &ModelConfig) -> Result<ParamLayout, TrainError> {
+        ParamLayout::with_block_map(cfg, BlockMap::identity(cfg.n_layer))
+    }
+
+    /// The layout for `cfg` with layer `i` running stored block `map[i]`: only the stored
+    /// blocks have parameters (`blk.{j}.*` for stored block `j`), so shared layers read the
+    /// same values and their gradients add up in the same place.
+    pub fn with_block_map(cfg: &ModelConfig, map: BlockMap) -> Result<ParamLayout, TrainError> {
         check_trainable(cfg)?;
+        if map.n_layer() != cfg.n_layer {
+            return Err(TrainError::Config(format!(
+                "the block map has {} layers but the model {}",
+                map.n_layer(),
+                cfg.n_layer
+            )));
+        }
         let (d, q, kv, f, v) = (
             cfg.d_model,
             cfg.q_dim(),
@@ -115,10 +268,10 @@ impl ParamLayout {
             ParamKind::Embedding,
             false,
         );
-        let mut blocks = Vec::with_capacity(cfg.n_layer);
-        for i in 0..cfg.n_layer {
+        let mut stored = Vec::with_capacity(map.stored_blocks());
+        for i in 0..map.stored_blocks() {
             let n = |s: &str| format!("blk.{i}.{s}");
-            blocks.push(BlockOffsets {
+            stored.push(BlockOffsets {
                 attn_norm: b.add(n("attn_norm.weight"), 1, d, ParamKind::Norm, false),
                 wq: b.add(n("attn_q.weight"), q, d, ParamKind::Matrix, false),
                 wk: b.add(n("attn_k.weight"), kv, d, ParamKind::Matrix, false),
@@ -136,10 +289,12 @@ impl ParamLayout {
         } else {
             Some(b.add("output.weight".into(), v, d, ParamKind::Matrix, false))
         };
+        let blocks = map.layers().iter().map(|&j| stored[j]).collect();
         Ok(ParamLayout {
             tensors: b.tensors,
             token_embd,
             blocks,
+            block_map: map,
             output_norm,
             output,
             len: b.len,
@@ -304,5 +459,36 @@ impl ModelSpec {
             rope_theta: cfg.rope_theta,
             tied_output: cfg.tied_output,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sharing_specs() {
+        let p = |s: &str, n| BlockMap::parse(s, n).map(|m| m.layers().to_vec());
+        assert_eq!(p("none", 3).unwrap(), [0, 1, 2]);
+        assert_eq!(p("all", 3).unwrap(), [0, 0, 0]);
+        assert_eq!(p("groups:2", 6).unwrap(), [0, 0, 0, 1, 1, 1]);
+        assert_eq!(p("groups:2", 5).unwrap(), [0, 0, 0, 1, 1]);
+        assert_eq!(p("repeat:3", 6).unwrap(), [0, 0, 0, 1, 1, 1]);
+        assert_eq!(p("cycle:3", 6).unwrap(), [0, 1, 2, 0, 1, 2]);
+        for bad in [
+            "groups:0", "groups:7", "repeat:4", "cycle:x", "all:2", "tied",
+        ] {
+            assert!(p(bad, 6).is_err(), "{bad}");
+        }
+        let m = BlockMap::parse("repeat:2", 4).unwrap();
+        assert_eq!(
+            (m.n_layer(), m.stored_blocks(), m.is_shared()),
+            (4, 2, true)
+        );
+        assert!(!m.is_identity() && BlockMap::identity(4).is_identity());
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(json, "[0,0,1,1]");
+        assert_eq!(serde_json::from_str::<BlockMap>(&json).unwrap(), m);
+        assert!(serde_json::from_str::<BlockMap>("[1,1]").is_err());
     }
 }

@@ -177,6 +177,16 @@ impl TrainModel {
         Ok(TrainModel { cfg, layout })
     }
 
+    /// A trainable model whose layers run the stored blocks of `map` (parameter sharing; see
+    /// [`crate::layout::BlockMap`]): shared blocks' gradients add up over the layers using them.
+    pub fn with_sharing(
+        cfg: ModelConfig,
+        map: crate::layout::BlockMap,
+    ) -> Result<TrainModel, TrainError> {
+        let layout = ParamLayout::with_block_map(&cfg, map)?;
+        Ok(TrainModel { cfg, layout })
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ModelConfig {
         &self.cfg

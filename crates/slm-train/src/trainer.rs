@@ -108,7 +108,16 @@ impl Trainer {
         train_cfg: TrainConfig,
         train_tokens: Vec<u32>,
     ) -> Result<Trainer, TrainError> {
-        let model = TrainModel::new(model_cfg)?;
+        Trainer::from_scratch(TrainModel::new(model_cfg)?, train_cfg, train_tokens)
+    }
+
+    /// Like [`Trainer::new`] for any model shape, e.g. one with shared blocks
+    /// ([`TrainModel::with_sharing`]).
+    pub fn from_scratch(
+        model: TrainModel,
+        train_cfg: TrainConfig,
+        train_tokens: Vec<u32>,
+    ) -> Result<Trainer, TrainError> {
         let params = init_params(model.layout(), train_cfg.seed);
         Trainer::with_params(model, train_cfg, params, train_tokens)
     }
@@ -166,14 +175,14 @@ impl Trainer {
     }
 
     /// Fine-tuning: starts from the weights of a GGUF model (any dtype slm-model loads, dequantized
-    /// to f32) with that model's configuration.
+    /// to f32) with that model's configuration and block sharing.
     pub fn from_gguf(
         file: &slm_format::GgufFile,
         cfg: TrainConfig,
         train_tokens: Vec<u32>,
     ) -> Result<Trainer, TrainError> {
-        let (model_cfg, params) = crate::export::import_gguf(file)?;
-        Trainer::with_params(TrainModel::new(model_cfg)?, cfg, params, train_tokens)
+        let (model, params) = crate::export::import_gguf_model(file)?;
+        Trainer::with_params(model, cfg, params, train_tokens)
     }
 
     /// One optimizer step: `grad_accum` micro-batches, clipping, AdamW update.
@@ -289,5 +298,17 @@ impl Trainer {
             &self.params,
             tokenizer_source,
         )
+    }
+
+    /// Like [`Trainer::export_gguf`] with every shared block copied into each layer that runs
+    /// it (see [`crate::export::unshare`]): a larger file that llama.cpp loads.
+    pub fn export_gguf_unshared(
+        &self,
+        path: &std::path::Path,
+        tokenizer_source: Option<&slm_format::Metadata>,
+    ) -> Result<(), TrainError> {
+        let cfg = self.model.config();
+        let (layout, params) = crate::export::unshare(cfg, self.model.layout(), &self.params)?;
+        crate::export::export_gguf(path, cfg, &layout, &params, tokenizer_source)
     }
 }

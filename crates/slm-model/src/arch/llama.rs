@@ -67,10 +67,30 @@ impl LlamaWeights {
                 usage: "the token embedding",
             });
         }
-        let mut blocks = Vec::with_capacity(cfg.n_layer);
-        for i in 0..cfg.n_layer {
-            blocks.push(load_block(&mut loader, cfg, i)?);
-        }
+        // Shared blocks (`slm.block_map`): each stored block is loaded once and every layer that
+        // runs it holds a cheap clone (the matrices are views of the same mapped bytes).
+        let blocks = match crate::weights::read_block_map(loader.metadata(), cfg.n_layer)? {
+            None => {
+                let mut blocks = Vec::with_capacity(cfg.n_layer);
+                for i in 0..cfg.n_layer {
+                    blocks.push(load_block(&mut loader, cfg, i)?);
+                }
+                blocks
+            }
+            Some(map) => {
+                let n_stored = map.iter().max().map_or(0, |m| m + 1);
+                let stored =
+                    (0..n_stored).map(|j| load_block(&mut loader, cfg, j)).collect::<Result<Vec<_>, _>>()?;
+                let mut blocks = Vec::with_capacity(map.len());
+                for &j in &map {
+                    let b = stored.get(j).ok_or_else(|| {
+                        ModelError::InvalidConfig(format!("slm.block_map names block {j} of {n_stored}"))
+                    })?;
+                    blocks.push(share_block(b));
+                }
+                blocks
+            }
+        };
         let output_norm = loader.vector("output_norm.weight", d)?;
         let output = if cfg.tied_output {
             Linear { weight: token_embd.clone(), bias: None, rows: v, cols: d }
@@ -85,6 +105,21 @@ impl LlamaWeights {
         }
         loader.finish()?;
         Ok(LlamaWeights { token_embd, blocks, output_norm, output })
+    }
+}
+
+/// Another handle on block `b`'s weights: matrices share `b`'s bytes, norms are copied.
+fn share_block(b: &Block) -> Block {
+    Block {
+        attn_norm: b.attn_norm.clone(),
+        wq: b.wq.clone(),
+        wk: b.wk.clone(),
+        wv: b.wv.clone(),
+        wo: b.wo.clone(),
+        ffn_norm: b.ffn_norm.clone(),
+        w_gate: b.w_gate.clone(),
+        w_up: b.w_up.clone(),
+        w_down: b.w_down.clone(),
     }
 }
 
