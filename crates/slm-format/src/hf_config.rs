@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Largest `config.json` read (real ones are a few kilobytes).
-const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Errors reading a Hugging Face JSON config.
 #[derive(Debug, thiserror::Error)]

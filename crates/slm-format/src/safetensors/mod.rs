@@ -30,5 +30,5 @@ pub use error::SafetensorsError;
 pub use reader::{
     to_f32, Dtype, SafetensorsFile, TensorEntry, MAX_DIMS, MAX_HEADER_LEN, MAX_TENSORS,
 };
-pub use shards::{SafetensorsModel, INDEX_FILE, SINGLE_FILE};
+pub use shards::{SafetensorsModel, INDEX_FILE, MAX_INDEX_BYTES, SINGLE_FILE};
 pub use writer::{from_f32, write_streaming, SafetensorsWriter, TensorSpec};

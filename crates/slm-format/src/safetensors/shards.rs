@@ -17,7 +17,7 @@ pub const SINGLE_FILE: &str = "model.safetensors";
 /// Name of the shard index.
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
 /// Largest index file read (the JSON of a model with a million tensors is far smaller).
-const MAX_INDEX_BYTES: u64 = 64 * 1024 * 1024;
+pub const MAX_INDEX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// All safetensors files of a model, with a name → shard lookup.
 #[derive(Debug)]
