@@ -1,6 +1,8 @@
 //! `slm train`: a whole CPU training run from a TOML config and a text folder, with a progress
 //! bar, periodic validation, `metrics.jsonl`, a `loss.svg` plot, atomic checkpoints (`--resume`
 //! continues bit-for-bit) and a final `model.gguf` that `slm run` loads (tokenizer embedded).
+//! Ctrl-C finishes the current step, writes the checkpoint and exits with status 130 (a second
+//! Ctrl-C exits at once, losing at most `checkpoint_every` steps).
 
 use crate::args::TrainArgs;
 use anyhow::{bail, Context, Result};
@@ -11,9 +13,14 @@ use slm_train::config_file::ConfigFile;
 use slm_train::metrics::{self, Record};
 use slm_train::{bpe, job, plot, EvalStats, RunObserver, StepStats, Trainer, Validation};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
-/// Runs the command.
+/// Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+const INTERRUPTED: u8 = 130;
+
+/// Runs the command (exits the process with status 130 when Ctrl-C stopped the run).
 pub fn run(a: TrainArgs) -> Result<()> {
     let cfg = ConfigFile::read(&a.config)?;
     let ckpt = a.out.join("checkpoint.gguf");
@@ -36,6 +43,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
         Some(f) => slm_model::ModelConfig::from_gguf(f)?,
         None => cfg.model_config(tokenizer.vocab_size())?,
     };
+    // Block sharing: from [model] for a new model; an --init model keeps its own.
+    let block_map = cfg.block_map(model_cfg.n_layer)?;
+    if init.is_some() && !block_map.is_identity() {
+        bail!("--init: block sharing comes from the model file; remove sharing/block_map from [model]");
+    }
     if tokenizer.vocab_size() > model_cfg.n_vocab {
         bail!("the tokenizer has {} tokens but the model only {}", tokenizer.vocab_size(), model_cfg.n_vocab);
     }
@@ -55,15 +67,26 @@ pub fn run(a: TrainArgs) -> Result<()> {
             copy_config(&a.config, &a.out.join("config.toml"))?;
             match &init {
                 Some(f) => Trainer::from_gguf(f, train_cfg, data.train.clone())?,
-                None => Trainer::new(model_cfg, train_cfg, data.train.clone())?,
+                None => Trainer::from_scratch(
+                    slm_train::TrainModel::with_sharing(model_cfg, block_map)?,
+                    train_cfg,
+                    data.train.clone(),
+                )?,
             }
         };
         let start_step = trainer.step_count();
         let mut records = if a.resume { metrics::read(&metrics_path)? } else { Vec::new() };
         records.retain(|r| r.step() <= start_step);
-        let n_params = trainer.model().layout().len();
+        let layout = trainer.model().layout();
+        let n_params = layout.len();
+        let map = &layout.block_map;
+        let sharing = if map.is_identity() {
+            String::new()
+        } else {
+            format!(" ({} stored blocks run as {} layers: {:?})", map.stored_blocks(), map.n_layer(), map.layers())
+        };
         eprintln!(
-            "{} parameters; {} documents, {} bytes -> {} training + {} validation tokens; {} tokens/step; {}",
+            "{} parameters{sharing}; {} documents, {} bytes -> {} training + {} validation tokens; {} tokens/step; {}",
             n_params,
             data.documents,
             data.bytes,
@@ -72,7 +95,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             trainer.config().tokens_per_step(),
             if a.resume { format!("resuming at step {start_step}") } else { "starting from scratch".into() }
         );
-        let mut obs = Observer::new(&a.out, records, &run_cfg, start_step, n_params);
+        let mut obs = Observer::new(&a.out, records, &run_cfg, start_step, n_params, on_ctrl_c()?);
         let val =
             (!data.val.is_empty()).then(|| Validation { tokens: &data.val, bytes_per_token: data.bytes_per_token });
         let t0 = Instant::now();
@@ -82,6 +105,16 @@ pub fn run(a: TrainArgs) -> Result<()> {
             return Err(e.context("writing metrics"));
         }
         let summary = summary?;
+        if summary.stopped && obs.interrupted() {
+            eprintln!(
+                "interrupted: stopped after step {} of {} and saved {}; continue with the same command plus --resume",
+                summary.steps,
+                run_cfg.steps,
+                a.out.join("checkpoint.gguf").display()
+            );
+            // Everything is on disk (checkpoint, metrics, plot), written atomically.
+            std::process::exit(i32::from(INTERRUPTED));
+        }
         let done = summary.steps.saturating_sub(start_step);
         let secs = t0.elapsed().as_secs_f64();
         let tokens = done as f64 * trainer.config().tokens_per_step() as f64;
@@ -100,6 +133,20 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
         Ok(())
     })?
+}
+
+/// A flag set by the first Ctrl-C (SIGINT); a second one exits at once with status 130.
+fn on_ctrl_c() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    #[cfg(unix)]
+    {
+        use signal_hook::consts::SIGINT;
+        // Registered first, so it sees the flag before the second handler sets it.
+        signal_hook::flag::register_conditional_shutdown(SIGINT, i32::from(INTERRUPTED), flag.clone())
+            .context("installing the Ctrl-C handler")?;
+        signal_hook::flag::register(SIGINT, flag.clone()).context("installing the Ctrl-C handler")?;
+    }
+    Ok(flag)
 }
 
 /// The tokenizer: the `--init` model's, a `--tokenizer` file, or the one saved with the run.
@@ -141,10 +188,19 @@ struct Observer {
     last: Instant,
     tok_per_s: f64,
     error: Option<anyhow::Error>,
+    /// Set by Ctrl-C: the run stops after the current step (with a checkpoint).
+    stop: Arc<AtomicBool>,
 }
 
 impl Observer {
-    fn new(out: &Path, records: Vec<Record>, run: &slm_train::RunConfig, start: u64, n_params: usize) -> Observer {
+    fn new(
+        out: &Path,
+        records: Vec<Record>,
+        run: &slm_train::RunConfig,
+        start: u64,
+        n_params: usize,
+        stop: Arc<AtomicBool>,
+    ) -> Observer {
         let bar = ProgressBar::new(run.steps);
         bar.set_style(
             ProgressStyle::with_template("training [{bar:30}] {pos}/{len} {msg} eta {eta}")
@@ -164,7 +220,12 @@ impl Observer {
             last: Instant::now(),
             tok_per_s: 0.0,
             error: None,
+            stop,
         }
+    }
+
+    fn interrupted(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
     }
 
     /// Rewrites metrics.jsonl and loss.svg; a failure stops the run (after a checkpoint).
@@ -202,11 +263,14 @@ impl RunObserver for Observer {
         self.bar.set_message(format!("loss {:.3} | {:.0} tok/s", s.loss, self.tok_per_s));
         // Save the log before the checkpoint of this step is written, so a kill at any moment
         // leaves a log that covers the checkpoint (a resume drops any lines beyond it).
-        let ckpt_step =
-            s.step == self.steps || (self.checkpoint_every > 0 && s.step.is_multiple_of(self.checkpoint_every));
+        // Read once: the log saved here must cover the checkpoint the run writes next.
+        let stop = self.interrupted();
+        let ckpt_step = s.step == self.steps
+            || (self.checkpoint_every > 0 && s.step.is_multiple_of(self.checkpoint_every))
+            || stop;
         let ok = !ckpt_step || self.save();
         self.last = Instant::now();
-        ok
+        ok && !stop
     }
 
     fn on_eval(&mut self, e: &EvalStats) -> bool {
@@ -215,7 +279,7 @@ impl RunObserver for Observer {
         self.bar.suspend(|| eprintln!("{line}"));
         let ok = self.save();
         self.last = Instant::now();
-        ok
+        ok && !self.interrupted()
     }
 
     fn on_checkpoint(&mut self, _step: u64, _path: &Path) {
