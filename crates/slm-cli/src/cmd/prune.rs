@@ -69,6 +69,9 @@ pub struct PruneArgs {
     /// Measure speed of source and pruned model (always on for structured pruning).
     #[arg(long = "speed")]
     pub speed: bool,
+    /// Skip the speed measurement of structured pruning.
+    #[arg(long = "no-speed", conflicts_with = "speed")]
+    pub no_speed: bool,
     /// Report file (JSON); default: OUTPUT with `.report.json` appended.
     #[arg(long = "report")]
     pub report: Option<PathBuf>,
@@ -217,7 +220,7 @@ pub fn run(args: PruneArgs) -> Result<()> {
     report_secs.eval = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let speed = if args.speed || structured.is_some() {
+    let speed = if args.speed || (structured.is_some() && !args.no_speed) {
         eprintln!("measuring speed ...");
         Some(measure_speed(
             &source.model,
