@@ -49,6 +49,9 @@ pub enum TrainError {
     /// The tokenizer failed.
     #[error(transparent)]
     Runtime(#[from] slm_runtime::RuntimeError),
+    /// A LoRA adapter is invalid or does not fit the model.
+    #[error(transparent)]
+    Lora(#[from] slm_model::lora::LoraError),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

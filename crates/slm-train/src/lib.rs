@@ -59,6 +59,7 @@ pub mod init;
 pub mod job;
 pub mod labelled;
 pub mod layout;
+pub mod lora;
 pub mod matmul;
 pub mod metrics;
 pub mod model;
@@ -69,6 +70,7 @@ pub mod prune;
 pub mod rng;
 pub mod run;
 pub mod schedule;
+pub mod sft_data;
 pub mod trainer;
 pub mod weights;
 

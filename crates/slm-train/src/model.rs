@@ -18,7 +18,7 @@ use crate::error::TrainError;
 use crate::layout::{BlockOffsets, ParamLayout};
 use crate::matmul::{matmul_nn, matmul_nt, matmul_tn};
 use crate::ops::{self, RopeCache, IGNORE_TARGET};
-use crate::weights::{FullWeights, Mat, Proj, Weights};
+use crate::weights::{FullWeights, LoraTarget, Mat, Weights};
 use slm_model::ModelConfig;
 
 /// A model's shape: validated config plus where each tensor sits in the flat parameter vector.
@@ -259,17 +259,17 @@ impl TrainModel {
     }
 
     /// Block `layer`'s projection `proj` as a [`Mat`].
-    fn mat(&self, layer: usize, bo: &BlockOffsets, proj: Proj) -> Mat {
+    fn mat(&self, layer: usize, bo: &BlockOffsets, proj: LoraTarget) -> Mat {
         let c = &self.cfg;
         let (d, qd, kvd, f) = (c.d_model, c.q_dim(), c.kv_dim(), c.d_ff);
         let (offset, rows, cols) = match proj {
-            Proj::Q => (bo.wq, qd, d),
-            Proj::K => (bo.wk, kvd, d),
-            Proj::V => (bo.wv, kvd, d),
-            Proj::O => (bo.wo, d, qd),
-            Proj::Gate => (bo.w_gate, f, d),
-            Proj::Up => (bo.w_up, f, d),
-            Proj::Down => (bo.w_down, d, f),
+            LoraTarget::Q => (bo.wq, qd, d),
+            LoraTarget::K => (bo.wk, kvd, d),
+            LoraTarget::V => (bo.wv, kvd, d),
+            LoraTarget::O => (bo.wo, d, qd),
+            LoraTarget::Gate => (bo.w_gate, f, d),
+            LoraTarget::Up => (bo.w_up, f, d),
+            LoraTarget::Down => (bo.w_down, d, f),
         };
         Mat {
             layer,
@@ -349,15 +349,15 @@ impl TrainModel {
                 &mut a.xn1,
                 &mut a.inv_rms1,
             );
-            w.linear(m(Proj::Q), &a.xn1, &mut a.q, n, false);
-            w.linear(m(Proj::K), &a.xn1, &mut a.k, n, false);
-            w.linear(m(Proj::V), &a.xn1, &mut a.v, n, false);
+            w.linear(m(LoraTarget::Q), &a.xn1, &mut a.q, n, false);
+            w.linear(m(LoraTarget::K), &a.xn1, &mut a.k, n, false);
+            w.linear(m(LoraTarget::V), &a.xn1, &mut a.v, n, false);
             rope.apply(&mut a.q, qd, t, false);
             rope.apply(&mut a.k, kvd, t, false);
             attention_forward(self.heads(t), &a.q, &a.k, &a.v, &mut a.att, &mut a.probs);
             // x_mid = x_in + Wo·att
             a.x_mid.copy_from_slice(x_in);
-            w.linear(m(Proj::O), &a.att, &mut a.x_mid, n, true);
+            w.linear(m(LoraTarget::O), &a.att, &mut a.x_mid, n, true);
             ops::rms_norm_forward(
                 &a.x_mid,
                 w.tensor(bo.ffn_norm, d),
@@ -365,11 +365,11 @@ impl TrainModel {
                 &mut a.xn2,
                 &mut a.inv_rms2,
             );
-            w.linear(m(Proj::Gate), &a.xn2, &mut a.gate, n, false);
-            w.linear(m(Proj::Up), &a.xn2, &mut a.up, n, false);
+            w.linear(m(LoraTarget::Gate), &a.xn2, &mut a.gate, n, false);
+            w.linear(m(LoraTarget::Up), &a.xn2, &mut a.up, n, false);
             ops::swiglu_forward(&a.gate, &a.up, &mut a.hid);
             x_out.copy_from_slice(&a.x_mid);
-            w.linear(m(Proj::Down), &a.hid, x_out, n, true);
+            w.linear(m(LoraTarget::Down), &a.hid, x_out, n, true);
         }
         let x_f = &ws.resid[c.n_layer];
         let gain = w.tensor(l.output_norm, d);
@@ -384,7 +384,7 @@ impl TrainModel {
     fn head_loss(
         &self,
         w: &dyn Weights,
-        mut grads: Option<&mut [f32]>,
+        grads: Option<&mut [f32]>,
         targets: &[u32],
         scale: f32,
         ws: &mut Workspace,
@@ -406,29 +406,68 @@ impl TrainModel {
             )));
         }
         let rows = ws.head_rows(n, v);
-        let off = self.layout.output_head();
-        let head = w.tensor(off, v * d);
-        let mut loss = 0.0;
         let Workspace {
             xn_f,
             head: buf,
             dxn,
             ..
         } = ws;
-        for (i, (x, tg)) in xn_f.chunks(rows * d).zip(targets.chunks(rows)).enumerate() {
-            let m = tg.len();
-            let logits = &mut buf[..m * v];
-            matmul_nt(logits, x, head, m, v, d, false);
-            loss += ops::cross_entropy_in_place(logits, tg, v, scale);
-            if let Some(g) = grads.as_deref_mut() {
-                let dx = &mut dxn[i * rows * d..(i * rows + m) * d];
-                matmul_nn(dx, logits, head, m, d, v, false);
-                if let Some(gw) = w.tensor_grad(g, off, v * d) {
-                    matmul_tn(gw, logits, x, v, d, m, true);
-                }
+        if !targets.contains(&IGNORE_TARGET) {
+            return Ok(self.head_chunks(w, grads, xn_f, targets, scale, buf, dxn, rows));
+        }
+        // Instruction tuning trains on a few answer tokens after a long prompt: only the rows
+        // with a target go through the output head (the others' gradient is zero anyway).
+        let kept: Vec<usize> = (0..n).filter(|&i| targets[i] != IGNORE_TARGET).collect();
+        let mut x_kept = Vec::with_capacity(kept.len() * d);
+        for &i in &kept {
+            x_kept.extend_from_slice(&xn_f[i * d..(i + 1) * d]);
+        }
+        let t_kept: Vec<u32> = kept.iter().map(|&i| targets[i]).collect();
+        let mut dx_kept = vec![0.0f32; kept.len() * d];
+        let with_grads = grads.is_some();
+        let loss = self.head_chunks(w, grads, &x_kept, &t_kept, scale, buf, &mut dx_kept, rows);
+        if with_grads {
+            dxn.fill(0.0);
+            for (&i, g) in kept.iter().zip(dx_kept.chunks_exact(d)) {
+                dxn[i * d..(i + 1) * d].copy_from_slice(g);
             }
         }
         Ok(loss)
+    }
+
+    /// The output head over `rows`-token chunks of `x` `[M][D]`: logits, cross-entropy against
+    /// `targets` `[M]` and, with `grads`, the input gradient into `dx` `[M][D]` and the head's
+    /// weight gradient (when trainable).
+    #[allow(clippy::too_many_arguments)]
+    fn head_chunks(
+        &self,
+        w: &dyn Weights,
+        mut grads: Option<&mut [f32]>,
+        x: &[f32],
+        targets: &[u32],
+        scale: f32,
+        buf: &mut [f32],
+        dx: &mut [f32],
+        rows: usize,
+    ) -> f64 {
+        let (d, v) = (self.cfg.d_model, self.cfg.n_vocab);
+        let off = self.layout.output_head();
+        let head = w.tensor(off, v * d);
+        let mut loss = 0.0;
+        for (i, (xc, tg)) in x.chunks(rows * d).zip(targets.chunks(rows)).enumerate() {
+            let m = tg.len();
+            let logits = &mut buf[..m * v];
+            matmul_nt(logits, xc, head, m, v, d, false);
+            loss += ops::cross_entropy_in_place(logits, tg, v, scale);
+            if let Some(g) = grads.as_deref_mut() {
+                let dxc = &mut dx[i * rows * d..(i * rows + m) * d];
+                matmul_nn(dxc, logits, head, m, d, v, false);
+                if let Some(gw) = w.tensor_grad(g, off, v * d) {
+                    matmul_tn(gw, logits, xc, v, d, m, true);
+                }
+            }
+        }
+        loss
     }
 
     /// Forward, loss and backward of one micro-batch: adds `∂(scale·Σ loss)/∂params` into
@@ -530,20 +569,20 @@ impl TrainModel {
             // Feed-forward half; dx is the gradient of the block output (and of x_mid through
             // the residual, which it keeps accumulating).
             let (dhid, dgate, dup) = (&mut *d_f1, &mut *d_f2, &mut *d_f3);
-            w.linear_backward(m(Proj::Down), &a.hid, dx, dhid, n, false, grads);
+            w.linear_backward(m(LoraTarget::Down), &a.hid, dx, dhid, n, false, grads);
             ops::swiglu_backward(&a.gate, &a.up, dhid, dgate, dup);
-            w.linear_backward(m(Proj::Gate), &a.xn2, dgate, dxn, n, false, grads);
-            w.linear_backward(m(Proj::Up), &a.xn2, dup, dxn, n, true, grads);
+            w.linear_backward(m(LoraTarget::Gate), &a.xn2, dgate, dxn, n, false, grads);
+            w.linear_backward(m(LoraTarget::Up), &a.xn2, dup, dxn, n, true, grads);
             norm_backward(&a.x_mid, bo.ffn_norm, &a.inv_rms2, dxn, dx, grads);
 
             // Attention half.
-            w.linear_backward(m(Proj::O), &a.att, dx, datt, n, false, grads);
+            w.linear_backward(m(LoraTarget::O), &a.att, dx, datt, n, false, grads);
             attention_backward(self.heads(t), &a.q, &a.k, &a.v, &a.probs, datt, dq, dk, dv);
             rope.apply(dq, qd, t, true);
             rope.apply(dk, kvd, t, true);
-            w.linear_backward(m(Proj::Q), &a.xn1, dq, dxn, n, false, grads);
-            w.linear_backward(m(Proj::K), &a.xn1, dk, dxn, n, true, grads);
-            w.linear_backward(m(Proj::V), &a.xn1, dv, dxn, n, true, grads);
+            w.linear_backward(m(LoraTarget::Q), &a.xn1, dq, dxn, n, false, grads);
+            w.linear_backward(m(LoraTarget::K), &a.xn1, dk, dxn, n, true, grads);
+            w.linear_backward(m(LoraTarget::V), &a.xn1, dv, dxn, n, true, grads);
             norm_backward(&resid[i], bo.attn_norm, &a.inv_rms1, dxn, dx, grads);
         }
 

@@ -12,37 +12,7 @@
 
 use crate::matmul::{matmul_nn, matmul_nt, matmul_tn};
 
-/// One projection matrix of a block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Proj {
-    /// Query `[H*Dh][D]`.
-    Q,
-    /// Key `[G*Dh][D]`.
-    K,
-    /// Value `[G*Dh][D]`.
-    V,
-    /// Attention output `[D][H*Dh]`.
-    O,
-    /// FFN gate `[F][D]`.
-    Gate,
-    /// FFN up `[F][D]`.
-    Up,
-    /// FFN down `[D][F]`.
-    Down,
-}
-
-impl Proj {
-    /// Every projection, in block order.
-    pub const ALL: [Proj; 7] = [
-        Proj::Q,
-        Proj::K,
-        Proj::V,
-        Proj::O,
-        Proj::Gate,
-        Proj::Up,
-        Proj::Down,
-    ];
-}
+pub use slm_model::lora::LoraTarget;
 
 /// A projection of block `layer`: `W` is `[rows = out][cols = in]`, at `offset` in the layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +20,7 @@ pub struct Mat {
     /// Block index.
     pub layer: usize,
     /// Which projection.
-    pub proj: Proj,
+    pub proj: LoraTarget,
     /// Offset of `W` in the model's [`ParamLayout`](crate::layout::ParamLayout).
     pub offset: usize,
     /// Output features.
