@@ -82,3 +82,32 @@ fn tokenizer_json_with_a_huge_token_id_is_refused() {
         }
     }
 }
+
+/// fuzz target `chat_template` (timeout): `{{ range(100000) * 1000000 }}` prints a lazy sequence
+/// of 10^11 items in one instruction, which fuel does not interrupt; minijinja went on iterating
+/// after the output limit had failed the write, so rendering never ended. Printing a sequence
+/// longer than `MAX_PRINTED_ITEMS` is now a render error, returned at once.
+#[test]
+fn printing_a_huge_repeated_sequence_is_an_error_not_a_hang() {
+    use slm_runtime::chat_template::MAX_PRINTED_ITEMS;
+    use slm_runtime::{ChatMessage, ChatTemplate};
+    let messages = [ChatMessage::new("user", "hi")];
+    let t0 = std::time::Instant::now();
+    for source in [
+        "{{ range(100000) * 1000000 }}",
+        "{{ messages * 1000000000 }}",
+        "{% set x = range(100000) * 100 %}{{ x }}",
+    ] {
+        let template = ChatTemplate::new(source, "<s>", "</s>").expect("compiles");
+        match template.render(&messages, true) {
+            Err(RuntimeError::TemplateRender { reason }) => {
+                assert!(reason.contains(&MAX_PRINTED_ITEMS.to_string()), "{source}: {reason}")
+            }
+            other => panic!("{source}: expected a render error, got {other:?}"),
+        }
+    }
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5), "took {:?}", t0.elapsed());
+    // Sequences up to the limit still print (minijinja's own format).
+    let template = ChatTemplate::new("{{ range(3) * 2 }}|{{ [1, 'a'] }}", "", "").expect("compiles");
+    assert_eq!(template.render(&messages, false).expect("renders"), "[0, 1, 2, 0, 1, 2]|[1, \"a\"]");
+}

@@ -84,6 +84,7 @@ impl ChatTemplate {
         env.set_lstrip_blocks(true);
         env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_unknown_method_callback(pycompat::call_method);
+        env.set_formatter(bounded_formatter);
         env.add_filter("tojson", pyjson::tojson_filter);
         env.add_function("raise_exception", |msg: String| -> Result<String, Error> {
             Err(Error::new(ErrorKind::InvalidOperation, format!("raise_exception: {msg}")))
@@ -255,6 +256,25 @@ impl io::Write for LimitedWriter {
 }
 
 /// minijinja's message plus line and the underlying cause.
+/// Longest sequence `{{ ... }}` may print. minijinja prints a value in one instruction (no fuel
+/// check), and on a sequence it keeps iterating after the output limit has failed the write, so
+/// `{{ range(100000) * 1000000 }}` (10^11 lazy items) ran for hours in constant memory (fuzz
+/// finding 5, docs/RELIABILITY.md).
+pub const MAX_PRINTED_ITEMS: usize = 1 << 20;
+
+/// minijinja's default formatter, refusing sequences longer than [`MAX_PRINTED_ITEMS`].
+fn bounded_formatter(out: &mut minijinja::Output, state: &minijinja::State, value: &Value) -> Result<(), Error> {
+    if value.as_str().is_none() {
+        if let Some(n) = value.len().filter(|&n| n > MAX_PRINTED_ITEMS) {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("refusing to print a sequence of {n} items (the limit is {MAX_PRINTED_ITEMS})"),
+            ));
+        }
+    }
+    minijinja::escape_formatter(out, state, value)
+}
+
 fn describe(err: &Error) -> String {
     use std::error::Error as _;
     let mut msg = err.to_string();
