@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Imatrix(a) => cmd::imatrix::run(a),
         Command::Prune(a) => cmd::prune::run(a),
+        Command::Finetune(a) => cmd::finetune::run(a),
         Command::Fit(a) => cmd::fit::run(a),
         Command::Complete(a) => cmd::complete::run(a),
         Command::Summarize(a) => cmd::summarize::run(a),

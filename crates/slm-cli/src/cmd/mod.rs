@@ -8,6 +8,7 @@ pub mod complete;
 pub mod convert;
 pub mod embed;
 pub mod eval;
+pub mod finetune;
 pub mod fit;
 pub mod imatrix;
 pub mod models;
