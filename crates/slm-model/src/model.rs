@@ -7,6 +7,7 @@ use crate::arch::llama::{self, ForwardState, LlamaWeights};
 use crate::config::{ModelConfig, MAX_CONTEXT};
 use crate::error::ModelError;
 use crate::kv_cache::KvCache;
+use crate::lora::{LoraAdapter, LoraError, LoraStack};
 use crate::observe::ActivationObserver;
 use crate::weights::TensorLoader;
 use slm_format::GgufFile;
@@ -29,6 +30,8 @@ pub struct Model {
     config: ModelConfig,
     weights: LlamaWeights,
     file: Arc<GgufFile>,
+    /// LoRA adapters applied in the forward pass (`None`: the base model).
+    lora: Option<LoraStack>,
 }
 
 /// Memory a [`Context`] needs, computed from the config without allocating (for `slm fit`).
@@ -109,7 +112,7 @@ impl Model {
         let config = ModelConfig::from_gguf(&file)?;
         let loader = TensorLoader::new(file.clone(), config.arch.gguf_name());
         let weights = LlamaWeights::load(loader, &config)?;
-        Ok(Model { config, weights, file })
+        Ok(Model { config, weights, file, lora: None })
     }
 
     /// The model's hyper-parameters.
@@ -125,6 +128,26 @@ impl Model {
     /// The weights.
     pub fn weights(&self) -> &LlamaWeights {
         &self.weights
+    }
+
+    /// Applies LoRA `adapters` (each with a user scale, as `--lora FILE:SCALE`) in every forward
+    /// pass from now on, replacing any set before; an empty list restores the base model. Each
+    /// adapter is checked against the model first (nothing changes on error).
+    pub fn set_adapters(&mut self, adapters: &[(LoraAdapter, f32)]) -> Result<(), LoraError> {
+        let stack = LoraStack::new(&self.config, adapters)?;
+        self.lora = (!stack.is_empty()).then_some(stack);
+        Ok(())
+    }
+
+    /// [`Model::set_adapters`] by value.
+    pub fn with_adapters(mut self, adapters: &[(LoraAdapter, f32)]) -> Result<Model, LoraError> {
+        self.set_adapters(adapters)?;
+        Ok(self)
+    }
+
+    /// The active adapters, combined per projection (`None` when running the base model).
+    pub fn adapters(&self) -> Option<&LoraStack> {
+        self.lora.as_ref()
     }
 
     /// A fresh context for `n_ctx` positions that processes prompts in batches of `n_batch`.
@@ -217,7 +240,8 @@ impl Model {
         let mut written = 0;
         for (i, chunk) in tokens.chunks(n_batch).enumerate() {
             let obs = observer.as_mut().map(|o| &mut **o as &mut dyn ActivationObserver);
-            llama::forward_batch(&self.config, &self.weights, pool, &mut ctx.cache, &mut ctx.state, chunk, obs)?;
+            let lora = self.lora.as_ref();
+            llama::forward_batch(&self.config, &self.weights, pool, &mut ctx.cache, &mut ctx.state, chunk, obs, lora)?;
             let first = match which {
                 Logits::All => 0,
                 Logits::Last if i + 1 == n_chunks => chunk.len() - 1,

@@ -13,6 +13,7 @@
 use crate::config::ModelConfig;
 use crate::error::ModelError;
 use crate::kv_cache::KvCache;
+use crate::lora::{LoraStack, LoraTarget};
 use crate::observe::{ActivationObserver, Site};
 use crate::weights::{Linear, TensorLoader, WeightTensor};
 use slm_kernels::ops::{self, RopeTable};
@@ -176,6 +177,8 @@ pub struct ForwardState {
     up: Vec<f32>,
     /// Activation quantization scratch for the matmul kernels.
     scratch: Scratch,
+    /// LoRA `A·x` rows `[T][rank]`; empty until adapters are used, then sized once.
+    lora_tmp: Vec<f32>,
     /// RoPE sin/cos table up to the context size.
     rope: RopeTable,
 }
@@ -204,6 +207,7 @@ impl ForwardState {
             gate: vec![0.0; n_batch * f],
             up: vec![0.0; n_batch * f],
             scratch: Scratch::new(),
+            lora_tmp: Vec::new(),
             rope: RopeTable::new(cfg.head_dim, cfg.rope_theta, n_ctx),
         }
     }
@@ -230,7 +234,7 @@ impl ForwardState {
     pub fn allocated_bytes(&self) -> usize {
         let floats = [&self.x, &self.xn, &self.q, &self.k, &self.v, &self.attn_heads, &self.attn, &self.scores]
             .iter()
-            .chain([&self.proj, &self.gate, &self.up].iter())
+            .chain([&self.proj, &self.gate, &self.up, &self.lora_tmp].iter())
             .map(|v| v.len())
             .sum::<usize>();
         floats * 4 + self.rope.len_floats() * 4
@@ -240,7 +244,8 @@ impl ForwardState {
 /// Runs `tokens` (at most `state.n_batch()`, positions `cache.len()..`) through the blocks and
 /// leaves the final normalised hidden states of the last `n_out` tokens in `state.xn[..n_out*D]`.
 ///
-/// Returns the offset of the first output row in the batch.
+/// `lora` adds the adapters' updates to every adapted projection (`y = W·x + B·(A·x)`).
+#[allow(clippy::too_many_arguments)]
 pub fn forward_batch(
     cfg: &ModelConfig,
     w: &LlamaWeights,
@@ -249,6 +254,7 @@ pub fn forward_batch(
     state: &mut ForwardState,
     tokens: &[u32],
     mut observer: Option<&mut dyn ActivationObserver>,
+    lora: Option<&LoraStack>,
 ) -> Result<(), ModelError> {
     let n = tokens.len();
     let (d, q_dim, kv_dim, f) = (cfg.d_model, cfg.q_dim(), cfg.kv_dim(), cfg.d_ff);
@@ -258,6 +264,14 @@ pub fn forward_batch(
     }
     if n == 0 || n > state.n_batch {
         return Err(ModelError::InvalidArgument(format!("batch of {n} tokens (capacity {})", state.n_batch)));
+    }
+    let lora = lora.filter(|l| !l.is_empty());
+    if let Some(l) = lora {
+        // Once per context (or when adapters grow): the decode loop then never allocates.
+        let need = state.n_batch * l.max_rank();
+        if state.lora_tmp.len() < need {
+            state.lora_tmp.resize(need, 0.0);
+        }
     }
 
     // Embedding lookup: x[t] = E[token_t].
@@ -279,6 +293,11 @@ pub fn forward_batch(
         }
         let (q, k, v) = (&mut s.q[..n * q_dim], &mut s.k[..n * kv_dim], &mut s.v[..n * kv_dim]);
         linear_many(pool, [&b.wq, &b.wk, &b.wv], xn, n, [q, k, v], &mut s.scratch)?;
+        if let Some(l) = lora {
+            l.add(layer, LoraTarget::Q, pool, xn, n, &mut s.q, &mut s.lora_tmp);
+            l.add(layer, LoraTarget::K, pool, xn, n, &mut s.k, &mut s.lora_tmp);
+            l.add(layer, LoraTarget::V, pool, xn, n, &mut s.v, &mut s.lora_tmp);
+        }
         let neox = cfg.arch.rope_neox();
         for t in 0..n {
             ops::rope_inplace(&mut s.q[t * q_dim..(t + 1) * q_dim], cfg.n_head, cfg.head_dim, pos + t, &s.rope, neox);
@@ -297,6 +316,9 @@ pub fn forward_batch(
             o.observe(layer, Site::AttnOutIn, &s.attn[..n * q_dim], n);
         }
         b.wo.forward(pool, &s.attn, n, &mut s.proj, &mut s.scratch)?;
+        if let Some(l) = lora {
+            l.add(layer, LoraTarget::O, pool, &s.attn, n, &mut s.proj, &mut s.lora_tmp);
+        }
         ops::add_inplace(&mut s.x[..n * d], &s.proj[..n * d]);
 
         // --- feed-forward ---
@@ -306,11 +328,18 @@ pub fn forward_batch(
         }
         let (gate, up) = (&mut s.gate[..n * f], &mut s.up[..n * f]);
         linear_many(pool, [&b.w_gate, &b.w_up], &s.xn[..n * d], n, [gate, up], &mut s.scratch)?;
+        if let Some(l) = lora {
+            l.add(layer, LoraTarget::Gate, pool, &s.xn, n, &mut s.gate, &mut s.lora_tmp);
+            l.add(layer, LoraTarget::Up, pool, &s.xn, n, &mut s.up, &mut s.lora_tmp);
+        }
         ops::silu_mul_inplace(&mut s.gate[..n * f], &s.up[..n * f]);
         if let Some(o) = observer.as_deref_mut() {
             o.observe(layer, Site::FfnDownIn, &s.gate[..n * f], n);
         }
         b.w_down.forward(pool, &s.gate, n, &mut s.proj, &mut s.scratch)?;
+        if let Some(l) = lora {
+            l.add(layer, LoraTarget::Down, pool, &s.gate, n, &mut s.proj, &mut s.lora_tmp);
+        }
         ops::add_inplace(&mut s.x[..n * d], &s.proj[..n * d]);
     }
     cache.advance(n)?;

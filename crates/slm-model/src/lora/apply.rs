@@ -34,11 +34,7 @@ impl LoraTerm {
         let (r, n_in, n_out) = (self.rank, self.n_in, self.n_out);
         let (out, tmp) = (&mut out[..n * n_out], &mut tmp[..n * r]);
         pool.run_rows(out, n_out, tmp, r, &|t0, out_rows, t_rows| {
-            for (i, (o, t)) in out_rows
-                .chunks_exact_mut(n_out)
-                .zip(t_rows.chunks_exact_mut(r))
-                .enumerate()
-            {
+            for (i, (o, t)) in out_rows.chunks_exact_mut(n_out).zip(t_rows.chunks_exact_mut(r)).enumerate() {
                 let xt = &x[(t0 + i) * n_in..(t0 + i + 1) * n_in];
                 for (j, tj) in t.iter_mut().enumerate() {
                     *tj = ops::dot_f32(&self.a[j * n_in..(j + 1) * n_in], xt);
@@ -73,14 +69,11 @@ impl LoraStack {
     /// Combines `adapters` with their user scales for a model of `cfg`, checking each against
     /// it. A scale of 0 drops that adapter.
     pub fn new(cfg: &ModelConfig, adapters: &[(LoraAdapter, f32)]) -> Result<LoraStack, LoraError> {
-        let mut layers: Vec<[Option<LoraTerm>; 7]> =
-            (0..cfg.n_layer).map(|_| Default::default()).collect();
+        let mut layers: Vec<[Option<LoraTerm>; 7]> = (0..cfg.n_layer).map(|_| Default::default()).collect();
         for (adapter, user_scale) in adapters {
             adapter.check_against(cfg)?;
             if !user_scale.is_finite() {
-                return Err(LoraError::Invalid(format!(
-                    "adapter scale {user_scale} is not finite"
-                )));
+                return Err(LoraError::Invalid(format!("adapter scale {user_scale} is not finite")));
             }
         }
         for (layer, slots) in layers.iter_mut().enumerate() {
@@ -89,11 +82,7 @@ impl LoraStack {
                 let parts: Vec<_> = adapters
                     .iter()
                     .filter(|(_, s)| *s != 0.0)
-                    .filter_map(|(ad, s)| {
-                        ad.pairs
-                            .get(&(layer, target))
-                            .map(|p| (p, s * ad.pair_scale(p)))
-                    })
+                    .filter_map(|(ad, s)| ad.pairs.get(&(layer, target)).map(|p| (p, s * ad.pair_scale(p))))
                     .collect();
                 if parts.is_empty() {
                     continue;
@@ -111,35 +100,37 @@ impl LoraStack {
                     }
                     col += p.rank;
                 }
-                slots[target.index()] = Some(LoraTerm {
-                    n_in,
-                    n_out,
-                    rank,
-                    a,
-                    b,
-                });
+                slots[target.index()] = Some(LoraTerm { n_in, n_out, rank, a, b });
             }
         }
-        let max_rank = layers
-            .iter()
-            .flatten()
-            .flatten()
-            .map(|t| t.rank)
-            .max()
-            .unwrap_or(0);
+        let max_rank = layers.iter().flatten().flatten().map(|t| t.rank).max().unwrap_or(0);
         let n_adapters = adapters.iter().filter(|(_, s)| *s != 0.0).count();
-        Ok(LoraStack {
-            layers,
-            max_rank,
-            n_adapters,
-        })
+        Ok(LoraStack { layers, max_rank, n_adapters })
     }
 
     /// The term of `target` in `layer`, if any adapter changes it.
     pub fn term(&self, layer: usize, target: LoraTarget) -> Option<&LoraTerm> {
-        self.layers
-            .get(layer)
-            .and_then(|l| l[target.index()].as_ref())
+        self.layers.get(layer).and_then(|l| l[target.index()].as_ref())
+    }
+
+    /// `out += ΔW·x` for `target` of `layer` when an adapter changes it (the forward pass).
+    ///
+    /// # Shapes
+    /// `x: [≥ n][n_in]`, `out: [≥ n][n_out]`, `tmp: [≥ n·max_rank]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add(
+        &self,
+        layer: usize,
+        target: LoraTarget,
+        pool: &Pool,
+        x: &[f32],
+        n: usize,
+        out: &mut [f32],
+        tmp: &mut [f32],
+    ) {
+        if let Some(t) = self.term(layer, target) {
+            t.add_to(pool, x, n, out, tmp);
+        }
     }
 
     /// Largest combined rank (sizes the forward scratch: `n_batch · max_rank` floats).

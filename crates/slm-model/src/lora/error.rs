@@ -93,7 +93,9 @@ pub enum LoraError {
         dtype: GgmlType,
     },
     /// A layer index beyond the base model.
-    #[error("the adapter adapts layer {layer} but the model has {n_layer} layers; is this adapter for another base model?")]
+    #[error(
+        "the adapter adapts layer {layer} but the model has {n_layer} layers; is this adapter for another base model?"
+    )]
     LayerOutOfRange {
         /// The layer.
         layer: usize,
@@ -104,10 +106,11 @@ pub enum LoraError {
     #[error("invalid LoRA adapter: {0}")]
     Invalid(String),
     /// A `q,k,v` target list names an unknown projection.
-    #[error(
-        "unknown LoRA target '{0}'; use a comma-separated list of q,k,v,o,gate,up,down (or all)"
-    )]
+    #[error("unknown LoRA target '{0}'; use a comma-separated list of q,k,v,o,gate,up,down (or all)")]
     UnknownTarget(String),
+    /// Re-quantizing a merged model failed.
+    #[error(transparent)]
+    Quantize(#[from] crate::quantize::QuantizeError),
     /// The base model could not be read or run.
     #[error(transparent)]
     Model(#[from] crate::ModelError),
@@ -115,9 +118,6 @@ pub enum LoraError {
 
 impl LoraError {
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> LoraError {
-        LoraError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        LoraError::Io { path: path.to_path_buf(), source }
     }
 }

@@ -15,6 +15,9 @@ use std::path::Path;
 /// Most layers an adapter name may refer to (the model config allows 1024).
 const MAX_LAYER: usize = 1 << 16;
 
+/// A pair's key: `(layer, target)`.
+type PairKey = (usize, LoraTarget);
+
 /// Which factor of a pair a tensor holds.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Half {
@@ -39,16 +42,8 @@ impl LoraAdapter {
             .add_f32("adapter.lora.alpha", self.alpha);
         for (&(layer, target), p) in &self.pairs {
             let base = target.weight_name(layer);
-            w.add_tensor_f32(
-                format!("{base}.lora_a"),
-                &[p.n_in as u64, p.rank as u64],
-                &p.a,
-            )?;
-            w.add_tensor_f32(
-                format!("{base}.lora_b"),
-                &[p.rank as u64, p.n_out as u64],
-                &p.b,
-            )?;
+            w.add_tensor_f32(format!("{base}.lora_a"), &[p.n_in as u64, p.rank as u64], &p.a)?;
+            w.add_tensor_f32(format!("{base}.lora_b"), &[p.rank as u64, p.n_out as u64], &p.b)?;
         }
         Ok(w)
     }
@@ -71,26 +66,20 @@ impl LoraAdapter {
         }
         let adapter_type = md.get_str_opt("adapter.type")?.unwrap_or("");
         if adapter_type != "lora" {
-            return Err(LoraError::NotAnAdapter {
-                what: "adapter.type",
-                found: adapter_type.into(),
-                expected: "lora",
-            });
+            return Err(LoraError::NotAnAdapter { what: "adapter.type", found: adapter_type.into(), expected: "lora" });
         }
         let arch = md.get_str("general.architecture")?.to_string();
         let alpha = md.get_f32_opt("adapter.lora.alpha")?.unwrap_or(0.0);
 
         // Pair up the halves by base name first, checking names before touching any data.
-        let mut halves: BTreeMap<(usize, LoraTarget), [Option<&TensorInfo>; 2]> = BTreeMap::new();
+        let mut halves: BTreeMap<PairKey, [Option<&TensorInfo>; 2]> = BTreeMap::new();
         for t in file.tensors() {
             let Some((key, half)) = parse_tensor_name(&t.name)? else {
                 continue;
             };
             let slot = &mut halves.entry(key).or_default()[(half == Half::B) as usize];
             if slot.is_some() {
-                return Err(LoraError::Duplicate {
-                    name: t.name.clone(),
-                });
+                return Err(LoraError::Duplicate { name: t.name.clone() });
             }
             *slot = Some(t);
         }
@@ -99,18 +88,8 @@ impl LoraAdapter {
             let name = target.weight_name(layer);
             let (a, b) = match pair {
                 [Some(a), Some(b)] => (a, b),
-                [None, _] => {
-                    return Err(LoraError::MissingHalf {
-                        name,
-                        missing: "lora_a",
-                    })
-                }
-                [_, None] => {
-                    return Err(LoraError::MissingHalf {
-                        name,
-                        missing: "lora_b",
-                    })
-                }
+                [None, _] => return Err(LoraError::MissingHalf { name, missing: "lora_a" }),
+                [_, None] => return Err(LoraError::MissingHalf { name, missing: "lora_b" }),
             };
             let p = read_pair(file, a, b)?;
             adapter.rank = adapter.rank.max(p.rank);
@@ -125,11 +104,8 @@ impl LoraAdapter {
 }
 
 /// `blk.N.<target>.weight.lora_{a,b}` → `((N, target), half)`; `None` for skipped norm tensors.
-fn parse_tensor_name(name: &str) -> Result<Option<((usize, LoraTarget), Half)>, LoraError> {
-    let unknown = |reason: &str| LoraError::UnknownTensor {
-        name: name.into(),
-        reason: reason.into(),
-    };
+fn parse_tensor_name(name: &str) -> Result<Option<(PairKey, Half)>, LoraError> {
+    let unknown = |reason: &str| LoraError::UnknownTensor { name: name.into(), reason: reason.into() };
     let (base, half) = if let Some(b) = name.strip_suffix(".lora_a") {
         (b, Half::A)
     } else if let Some(b) = name.strip_suffix(".lora_b") {
@@ -140,20 +116,12 @@ fn parse_tensor_name(name: &str) -> Result<Option<((usize, LoraTarget), Half)>, 
     } else {
         return Err(unknown("the name does not end in .lora_a or .lora_b"));
     };
-    let rest = base
-        .strip_prefix("blk.")
-        .ok_or_else(|| unknown("only block projections (blk.N.…) are supported"))?;
-    let (n, suffix) = rest
-        .split_once('.')
-        .ok_or_else(|| unknown("no layer number"))?;
+    let rest = base.strip_prefix("blk.").ok_or_else(|| unknown("only block projections (blk.N.…) are supported"))?;
+    let (n, suffix) = rest.split_once('.').ok_or_else(|| unknown("no layer number"))?;
     let layer = parse_layer(n).ok_or_else(|| unknown("the layer number is not a small integer"))?;
-    let infix = suffix
-        .strip_suffix(".weight")
-        .ok_or_else(|| unknown("not a .weight tensor"))?;
-    let target = LoraTarget::ALL
-        .into_iter()
-        .find(|t| t.gguf_name() == infix)
-        .ok_or_else(|| unknown("unknown projection"))?;
+    let infix = suffix.strip_suffix(".weight").ok_or_else(|| unknown("not a .weight tensor"))?;
+    let target =
+        LoraTarget::ALL.into_iter().find(|t| t.gguf_name() == infix).ok_or_else(|| unknown("unknown projection"))?;
     Ok(Some(((layer, target), half)))
 }
 
@@ -169,23 +137,20 @@ pub(super) fn parse_layer(n: &str) -> Option<usize> {
 fn read_pair(file: &GgufFile, a: &TensorInfo, b: &TensorInfo) -> Result<LoraPair, LoraError> {
     let (n_in, rank) = match a.dims.as_slice() {
         [n_in, rank] => (*n_in, *rank),
-        _ => {
-            return Err(shape(
-                a,
-                vec![0, 0],
-                " (A must be 2-D, ggml dims [n_in, rank])",
-            ))
-        }
+        _ => return Err(shape(a, vec![0, 0], " (A must be 2-D, ggml dims [n_in, rank])")),
     };
     let n_out = match b.dims.as_slice() {
         [r, n_out] if *r == rank => *n_out,
-        _ => return Err(shape(b, vec![rank, 0], " (B must be ggml dims [rank, n_out], rank from A; a non-transposed lora_a is not supported)")),
+        _ => {
+            return Err(shape(
+                b,
+                vec![rank, 0],
+                " (B must be ggml dims [rank, n_out], rank from A; a non-transposed lora_a is not supported)",
+            ))
+        }
     };
     if rank == 0 || rank > MAX_RANK as u64 || n_in == 0 || n_out == 0 {
-        return Err(LoraError::Invalid(format!(
-            "'{}': rank {rank}, n_in {n_in}, n_out {n_out}",
-            a.name
-        )));
+        return Err(LoraError::Invalid(format!("'{}': rank {rank}, n_in {n_in}, n_out {n_out}", a.name)));
     }
     // The reader has checked that the data lies inside the file, so these sizes are bounded by it.
     Ok(LoraPair {
@@ -198,25 +163,16 @@ fn read_pair(file: &GgufFile, a: &TensorInfo, b: &TensorInfo) -> Result<LoraPair
 }
 
 fn shape(t: &TensorInfo, expected: Vec<u64>, hint: &'static str) -> LoraError {
-    LoraError::Shape {
-        name: t.name.clone(),
-        expected,
-        found: t.dims.clone(),
-        hint,
-    }
+    LoraError::Shape { name: t.name.clone(), expected, found: t.dims.clone(), hint }
 }
 
 fn decode(file: &GgufFile, t: &TensorInfo) -> Result<Vec<f32>, LoraError> {
     if !matches!(t.dtype, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) {
-        return Err(LoraError::TensorType {
-            name: t.name.clone(),
-            dtype: t.dtype,
-        });
+        return Err(LoraError::TensorType { name: t.name.clone(), dtype: t.dtype });
     }
     let n = usize::try_from(t.dims.iter().product::<u64>())
         .map_err(|_| LoraError::Invalid(format!("'{}' is too large", t.name)))?;
     let mut out = vec![0.0f32; n];
-    slm_kernels::quant::dequantize_row(t.dtype, file.tensor_data(t), &mut out)
-        .map_err(crate::ModelError::from)?;
+    slm_kernels::quant::dequantize_row(t.dtype, file.tensor_data(t), &mut out).map_err(crate::ModelError::from)?;
     Ok(out)
 }

@@ -17,9 +17,7 @@ impl LoraAdapter {
         seed: u64,
     ) -> Result<LoraAdapter, LoraError> {
         if rank == 0 || rank > MAX_RANK {
-            return Err(LoraError::Invalid(format!(
-                "rank {rank} is outside 1..={MAX_RANK}"
-            )));
+            return Err(LoraError::Invalid(format!("rank {rank} is outside 1..={MAX_RANK}")));
         }
         if !alpha.is_finite() {
             return Err(LoraError::Invalid(format!("alpha {alpha} is not finite")));
@@ -43,8 +41,7 @@ impl LoraAdapter {
     pub fn randomize_b(&mut self, amplitude: f32, seed: u64) {
         let mut rng = SplitMix64::new(seed);
         for p in self.pairs.values_mut() {
-            p.b.iter_mut()
-                .for_each(|v| *v = amplitude * rng.next_signed());
+            p.b.iter_mut().for_each(|v| *v = amplitude * rng.next_signed());
         }
     }
 }

@@ -15,12 +15,14 @@ mod apply;
 mod error;
 mod gguf;
 mod init;
+mod merge;
 mod peft;
 #[cfg(test)]
 mod tests;
 
 pub use apply::{LoraStack, LoraTerm};
 pub use error::LoraError;
+pub use merge::{merge_file, merge_gguf, MergeReport};
 pub use peft::{PEFT_CONFIG, PEFT_WEIGHTS};
 
 use crate::config::ModelConfig;
@@ -177,13 +179,7 @@ pub struct LoraPair {
 impl LoraPair {
     /// A pair with `A` and `B` all zeros (checked sizes).
     pub fn zeros(n_in: usize, n_out: usize, rank: usize) -> LoraPair {
-        LoraPair {
-            n_in,
-            n_out,
-            rank,
-            a: vec![0.0; rank * n_in],
-            b: vec![0.0; n_out * rank],
-        }
+        LoraPair { n_in, n_out, rank, a: vec![0.0; rank * n_in], b: vec![0.0; n_out * rank] }
     }
 
     /// Checks the buffer lengths, the rank and that every value is finite.
@@ -206,9 +202,7 @@ impl LoraPair {
             )));
         }
         if !self.a.iter().chain(&self.b).all(|v| v.is_finite()) {
-            return Err(LoraError::Invalid(format!(
-                "'{name}' holds a NaN or infinite value"
-            )));
+            return Err(LoraError::Invalid(format!("'{name}' holds a NaN or infinite value")));
         }
         Ok(())
     }
@@ -230,12 +224,7 @@ pub struct LoraAdapter {
 impl LoraAdapter {
     /// An adapter with no pairs yet.
     pub fn new(arch: impl Into<String>, rank: usize, alpha: f32) -> LoraAdapter {
-        LoraAdapter {
-            alpha,
-            rank,
-            arch: arch.into(),
-            pairs: BTreeMap::new(),
-        }
+        LoraAdapter { alpha, rank, arch: arch.into(), pairs: BTreeMap::new() }
     }
 
     /// `alpha / rank` for the nominal rank (1 when alpha is 0).
@@ -258,17 +247,11 @@ impl LoraAdapter {
     pub fn check_against(&self, cfg: &ModelConfig) -> Result<(), LoraError> {
         self.validate()?;
         if self.arch != cfg.arch.gguf_name() {
-            return Err(LoraError::ArchMismatch {
-                adapter: self.arch.clone(),
-                model: cfg.arch.gguf_name().into(),
-            });
+            return Err(LoraError::ArchMismatch { adapter: self.arch.clone(), model: cfg.arch.gguf_name().into() });
         }
         for (&(layer, target), pair) in &self.pairs {
             if layer >= cfg.n_layer {
-                return Err(LoraError::LayerOutOfRange {
-                    layer,
-                    n_layer: cfg.n_layer,
-                });
+                return Err(LoraError::LayerOutOfRange { layer, n_layer: cfg.n_layer });
             }
             let (n_in, n_out) = target.dims(cfg);
             if (pair.n_in, pair.n_out) != (n_in, n_out) {
@@ -286,16 +269,10 @@ impl LoraAdapter {
     /// Checks alpha and every pair on its own (no base model needed).
     pub fn validate(&self) -> Result<(), LoraError> {
         if !self.alpha.is_finite() {
-            return Err(LoraError::Invalid(format!(
-                "alpha {} is not finite",
-                self.alpha
-            )));
+            return Err(LoraError::Invalid(format!("alpha {} is not finite", self.alpha)));
         }
         if self.rank == 0 || self.rank > MAX_RANK {
-            return Err(LoraError::Invalid(format!(
-                "rank {} is outside 1..={MAX_RANK}",
-                self.rank
-            )));
+            return Err(LoraError::Invalid(format!("rank {} is outside 1..={MAX_RANK}", self.rank)));
         }
         for (&(layer, target), pair) in &self.pairs {
             pair.validate(&target.weight_name(layer))?;
@@ -318,22 +295,16 @@ pub fn parse_lora_arg(arg: &str) -> Result<(std::path::PathBuf, f32), LoraError>
     if let Some((path, scale)) = arg.rsplit_once(':') {
         if let Ok(s) = scale.parse::<f32>() {
             if !s.is_finite() {
-                return Err(LoraError::Invalid(format!(
-                    "scale '{scale}' in '{arg}' is not finite"
-                )));
+                return Err(LoraError::Invalid(format!("scale '{scale}' in '{arg}' is not finite")));
             }
             if path.is_empty() {
-                return Err(LoraError::Invalid(format!(
-                    "'{arg}' has a scale but no file"
-                )));
+                return Err(LoraError::Invalid(format!("'{arg}' has a scale but no file")));
             }
             return Ok((path.into(), s));
         }
     }
     if arg.is_empty() {
-        return Err(LoraError::Invalid(
-            "empty --lora argument; use FILE[:SCALE]".into(),
-        ));
+        return Err(LoraError::Invalid("empty --lora argument; use FILE[:SCALE]".into()));
     }
     Ok((arg.into(), 1.0))
 }
@@ -341,11 +312,7 @@ pub fn parse_lora_arg(arg: &str) -> Result<(std::path::PathBuf, f32), LoraError>
 /// Loads an adapter from a GGUF file or a PEFT directory (`adapter_config.json` +
 /// `adapter_model.safetensors`), and checks it against the base model.
 pub fn load_any(path: &std::path::Path, cfg: &ModelConfig) -> Result<LoraAdapter, LoraError> {
-    let adapter = if path.is_dir() {
-        LoraAdapter::load_peft(path, cfg)?
-    } else {
-        LoraAdapter::load_gguf(path)?
-    };
+    let adapter = if path.is_dir() { LoraAdapter::load_peft(path, cfg)? } else { LoraAdapter::load_gguf(path)? };
     adapter.check_against(cfg)?;
     Ok(adapter)
 }
