@@ -146,9 +146,9 @@ fn keep_rows(t: &mut Tensor, rows: &[usize]) -> Result<(), PruneError> {
         data.extend_from_slice(row);
     }
     t.data = data;
-    match t.dims.len() {
-        1 => t.dims[0] = rows.len() as u64,
-        _ => t.dims[1] = rows.len() as u64,
+    let axis = if t.dims.len() == 1 { 0 } else { 1 };
+    if let Some(d) = t.dims.get_mut(axis) {
+        *d = rows.len() as u64;
     }
     Ok(())
 }
@@ -166,7 +166,9 @@ fn keep_cols(t: &mut Tensor, cols: &[usize]) -> Result<(), PruneError> {
         }
     }
     t.data = data;
-    t.dims[0] = cols.len() as u64;
+    if let Some(d) = t.dims.first_mut() {
+        *d = cols.len() as u64;
+    }
     Ok(())
 }
 
