@@ -14,10 +14,12 @@ use slm_format::{GgmlType, GgufFile, GgufWriter};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Largest legacy `.dat` entry count / name length / vector length accepted (far above any model).
-const LEGACY_MAX_ENTRIES: usize = 1 << 20;
-const LEGACY_MAX_NAME: usize = 4096;
-const LEGACY_MAX_VALUES: usize = 1 << 28;
+/// Largest legacy `.dat` entry count accepted (far above any model).
+pub const LEGACY_MAX_ENTRIES: usize = 1 << 20;
+/// Longest legacy `.dat` entry (or dataset) name accepted, in bytes.
+pub const LEGACY_MAX_NAME: usize = 4096;
+/// Longest legacy `.dat` vector accepted, in values.
+pub const LEGACY_MAX_VALUES: usize = 1 << 28;
 
 /// Accumulated statistics for one weight.
 #[derive(Clone, Debug, PartialEq)]
