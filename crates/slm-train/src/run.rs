@@ -5,6 +5,10 @@
 //! steps and at the end, so killing the process loses at most that many steps) and `model.gguf`
 //! (the final F32 model, loadable by `slm run`). Resuming is [`Trainer::resume`] on the
 //! checkpoint followed by [`run`] again: steps already done are skipped.
+//!
+//! Stopping cleanly (Ctrl-C in `slm train`): an observer callback returns `false`; the run then
+//! writes the checkpoint of the step just finished (whatever `checkpoint_every` says) and returns
+//! with [`RunSummary::stopped`] set and no model exported.
 
 use crate::error::TrainError;
 use crate::trainer::{StepStats, Trainer};
