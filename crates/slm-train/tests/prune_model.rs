@@ -403,3 +403,40 @@ fn structured_requests_out_of_range_are_refused() {
     .to_string();
     assert!(err.contains("--calib"), "{err}");
 }
+
+#[test]
+fn encode_writes_f16_or_requantizes_and_the_result_loads() {
+    use slm_model::quantize::FileType;
+    use slm_train::prune::encode;
+    let mut set = source_set(7);
+    prune_unstructured(
+        &mut set,
+        None,
+        Score::Magnitude,
+        Pattern::unstructured(0.5).unwrap(),
+    )
+    .unwrap();
+    let toks = tokens(8, 1);
+    let exact = logits(&model_of(&set), &toks);
+    for (dtype, quant, want) in [
+        (FloatType::F16, None, GgmlType::F16),
+        (FloatType::F32, Some(FileType::Q8_0), GgmlType::Q8_0),
+    ] {
+        let bytes = encode(&set, dtype, quant, 1).unwrap().to_bytes().unwrap();
+        let file = Arc::new(GgufFile::from_bytes(bytes).unwrap());
+        assert_eq!(file.tensor("blk.0.ffn_up.weight").unwrap().dtype, want);
+        assert_eq!(
+            file.tensor("blk.0.attn_norm.weight").unwrap().dtype,
+            GgmlType::F32,
+            "norms stay F32"
+        );
+        if want == GgmlType::F16 {
+            // Zeros survive F16 exactly: the same per-row sparsity comes back.
+            let back = TensorSet::from_gguf(&file).unwrap();
+            assert_eq!(back.counts(), set.counts());
+        }
+        let model = Model::from_gguf(file).unwrap();
+        let d = max_diff(&logits(&model, &toks), &exact);
+        assert!(d < 0.05, "{want:?}: logits moved by {d}");
+    }
+}
