@@ -219,9 +219,14 @@ impl Batcher {
     /// The next batch as `(inputs, targets)`, each `[B*T]`; rolls over to a new epoch (and a new
     /// shuffle) when the current one is exhausted.
     pub fn next_batch(&mut self) -> (Vec<u32>, Vec<u32>) {
-        let t = self.seq_len;
-        let mut inputs = Vec::with_capacity(self.batch * t);
-        let mut targets = Vec::with_capacity(self.batch * t);
+        let windows = self.next_windows();
+        self.gather(&windows)
+    }
+
+    /// The window indices of the next batch (window `w` starts at token `w·T`): for data kept
+    /// per window, such as a teacher's predictions in distillation.
+    pub fn next_windows(&mut self) -> Vec<usize> {
+        let mut windows = Vec::with_capacity(self.batch);
         for _ in 0..self.batch {
             if self.pos.cursor as usize >= self.order.len() {
                 self.pos = DataPosition {
@@ -236,6 +241,17 @@ impl Batcher {
                 .copied()
                 .unwrap_or(0) as usize;
             self.pos.cursor += 1;
+            windows.push(w);
+        }
+        windows
+    }
+
+    /// `(inputs, targets)` of `windows`, each `[windows*T]`.
+    pub fn gather(&self, windows: &[usize]) -> (Vec<u32>, Vec<u32>) {
+        let t = self.seq_len;
+        let mut inputs = Vec::with_capacity(windows.len() * t);
+        let mut targets = Vec::with_capacity(windows.len() * t);
+        for &w in windows {
             let start = w * t;
             inputs.extend_from_slice(&self.tokens[start..start + t]);
             targets.extend_from_slice(&self.tokens[start + 1..start + t + 1]);

@@ -53,6 +53,7 @@ pub mod checkpoint;
 pub mod classifier;
 pub mod config_file;
 pub mod data;
+pub mod distill;
 pub mod error;
 pub mod export;
 pub mod init;

@@ -14,6 +14,7 @@
 //! logits = `Wout·n(x)` with `Wout` the embedding when tied. Every sequence starts at position 0.
 
 use crate::attention::{attention_backward, attention_forward, Heads};
+use crate::distill::{distill_loss_in_place, SoftTargets};
 use crate::error::TrainError;
 use crate::layout::{BlockOffsets, ParamLayout};
 use crate::matmul::{matmul_nn, matmul_nt, matmul_tn};
@@ -386,6 +387,7 @@ impl TrainModel {
         w: &dyn Weights,
         grads: Option<&mut [f32]>,
         targets: &[u32],
+        soft: Option<&SoftTargets>,
         scale: f32,
         ws: &mut Workspace,
     ) -> Result<f64, TrainError> {
@@ -412,8 +414,26 @@ impl TrainModel {
             dxn,
             ..
         } = ws;
+        if let Some(st) = soft {
+            if st.ids.len() != n * st.k
+                || st.probs.len() != n * st.k
+                || targets.contains(&IGNORE_TARGET)
+            {
+                return Err(TrainError::InvalidArgument(format!(
+                    "soft targets: {} ids / {} probabilities for {n} rows of {} (and no ignored rows)",
+                    st.ids.len(),
+                    st.probs.len(),
+                    st.k
+                )));
+            }
+            if let Some(&id) = st.ids.iter().find(|&&id| id as usize >= v) {
+                return Err(TrainError::InvalidArgument(format!(
+                    "soft target id {id} >= vocabulary size {v}"
+                )));
+            }
+        }
         if !targets.contains(&IGNORE_TARGET) {
-            return Ok(self.head_chunks(w, grads, xn_f, targets, scale, buf, dxn, rows));
+            return Ok(self.head_chunks(w, grads, xn_f, targets, soft, scale, buf, dxn, rows));
         }
         // Instruction tuning trains on a few answer tokens after a long prompt: only the rows
         // with a target go through the output head (the others' gradient is zero anyway).
@@ -425,7 +445,17 @@ impl TrainModel {
         let t_kept: Vec<u32> = kept.iter().map(|&i| targets[i]).collect();
         let mut dx_kept = vec![0.0f32; kept.len() * d];
         let with_grads = grads.is_some();
-        let loss = self.head_chunks(w, grads, &x_kept, &t_kept, scale, buf, &mut dx_kept, rows);
+        let loss = self.head_chunks(
+            w,
+            grads,
+            &x_kept,
+            &t_kept,
+            None,
+            scale,
+            buf,
+            &mut dx_kept,
+            rows,
+        );
         if with_grads {
             dxn.fill(0.0);
             for (&i, g) in kept.iter().zip(dx_kept.chunks_exact(d)) {
@@ -436,8 +466,8 @@ impl TrainModel {
     }
 
     /// The output head over `rows`-token chunks of `x` `[M][D]`: logits, cross-entropy against
-    /// `targets` `[M]` and, with `grads`, the input gradient into `dx` `[M][D]` and the head's
-    /// weight gradient (when trainable).
+    /// `targets` `[M]` (mixed with the teacher's `soft` targets when given) and, with `grads`, the
+    /// input gradient into `dx` `[M][D]` and the head's weight gradient (when trainable).
     #[allow(clippy::too_many_arguments)]
     fn head_chunks(
         &self,
@@ -445,6 +475,7 @@ impl TrainModel {
         mut grads: Option<&mut [f32]>,
         x: &[f32],
         targets: &[u32],
+        soft: Option<&SoftTargets>,
         scale: f32,
         buf: &mut [f32],
         dx: &mut [f32],
@@ -458,7 +489,18 @@ impl TrainModel {
             let m = tg.len();
             let logits = &mut buf[..m * v];
             matmul_nt(logits, xc, head, m, v, d, false);
-            loss += ops::cross_entropy_in_place(logits, tg, v, scale);
+            loss += match soft {
+                Some(st) => {
+                    let (from, to) = (i * rows * st.k, (i * rows + m) * st.k);
+                    let chunk = SoftTargets {
+                        ids: &st.ids[from..to],
+                        probs: &st.probs[from..to],
+                        ..*st
+                    };
+                    distill_loss_in_place(logits, tg, v, &chunk, scale)
+                }
+                None => ops::cross_entropy_in_place(logits, tg, v, scale),
+            };
             if let Some(g) = grads.as_deref_mut() {
                 let dxc = &mut dx[i * rows * d..(i * rows + m) * d];
                 matmul_nn(dxc, logits, head, m, d, v, false);
@@ -517,8 +559,39 @@ impl TrainModel {
             )));
         }
         self.forward_hidden(w, tokens, seq_len, ws)?;
-        let loss = self.head_loss(w, Some(&mut *grads), targets, scale, ws)?;
+        let loss = self.head_loss(w, Some(&mut *grads), targets, None, scale, ws)?;
         self.backward(w, grads, tokens, ws);
+        Ok(loss)
+    }
+
+    /// [`forward_backward`](Self::forward_backward) with the distillation loss: each row's
+    /// cross-entropy is mixed with a KL term against the teacher's `soft` targets
+    /// (see [`crate::distill`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_backward_soft(
+        &self,
+        params: &[f32],
+        grads: &mut [f32],
+        tokens: &[u32],
+        targets: &[u32],
+        soft: &SoftTargets,
+        seq_len: usize,
+        scale: f32,
+        ws: &mut Workspace,
+    ) -> Result<f64, TrainError> {
+        self.check_params("parameter", params.len())?;
+        self.check_params("gradient", grads.len())?;
+        if targets.len() != tokens.len() {
+            return Err(TrainError::InvalidArgument(format!(
+                "{} targets for {} tokens",
+                targets.len(),
+                tokens.len()
+            )));
+        }
+        let w = FullWeights { params };
+        self.forward_hidden(&w, tokens, seq_len, ws)?;
+        let loss = self.head_loss(&w, Some(&mut *grads), targets, Some(soft), scale, ws)?;
+        self.backward(&w, grads, tokens, ws);
         Ok(loss)
     }
 
@@ -622,7 +695,7 @@ impl TrainModel {
     ) -> Result<f64, TrainError> {
         self.forward_hidden(w, tokens, seq_len, ws)?;
         let counted = targets.iter().filter(|&&id| id != IGNORE_TARGET).count();
-        let loss = self.head_loss(w, None, targets, 0.0, ws)?;
+        let loss = self.head_loss(w, None, targets, None, 0.0, ws)?;
         Ok(if counted == 0 {
             0.0
         } else {

@@ -5,6 +5,7 @@
 //! come from SplitMix64, and every reduction runs in a fixed order.
 
 use crate::data::{eval_windows, fingerprint, Batcher, DataPosition};
+use crate::distill::{DistillConfig, TeacherCache};
 use crate::error::TrainError;
 use crate::init::init_params;
 use crate::model::{TrainModel, Workspace};
@@ -13,6 +14,7 @@ use crate::rng::Rng;
 use crate::schedule::Schedule;
 use serde::{Deserialize, Serialize};
 use slm_model::ModelConfig;
+use std::sync::Arc;
 
 /// Largest memory estimate ([`TrainModel::memory_estimate`]) a trainer accepts: far above any
 /// CPU training job, it turns a typo in a config into an error instead of an allocation abort.
@@ -98,6 +100,8 @@ pub struct Trainer {
     pub(crate) step: u64,
     pub(crate) rng: Rng,
     pub(crate) ws: Workspace,
+    /// When set, [`step`](Self::step) distils from this teacher (see [`crate::distill`]).
+    pub(crate) teacher: Option<(Arc<TeacherCache>, DistillConfig)>,
 }
 
 impl Trainer {
@@ -171,6 +175,7 @@ impl Trainer {
             step: 0,
             rng,
             ws: Workspace::new(),
+            teacher: None,
         })
     }
 
@@ -187,6 +192,9 @@ impl Trainer {
 
     /// One optimizer step: `grad_accum` micro-batches, clipping, AdamW update.
     pub fn step(&mut self) -> Result<StepStats, TrainError> {
+        if let Some((cache, cfg)) = self.teacher.clone() {
+            return self.distill_step(&cache, &cfg);
+        }
         let accum = self.cfg.grad_accum;
         let n_tokens = self.cfg.seq_len * self.cfg.batch_size;
         let scale = 1.0 / (n_tokens * accum) as f32;
@@ -204,7 +212,16 @@ impl Trainer {
                 &mut self.ws,
             )?;
         }
-        let loss = loss_sum / (n_tokens * accum) as f64;
+        self.finish_step(loss_sum / (n_tokens * accum) as f64, n_tokens * accum)
+    }
+
+    /// The end of an optimizer step whose gradients are in `self.grads`: checks, clipping,
+    /// AdamW update (shared by plain training and distillation).
+    pub(crate) fn finish_step(
+        &mut self,
+        loss: f64,
+        tokens: usize,
+    ) -> Result<StepStats, TrainError> {
         if !loss.is_finite() {
             return Err(TrainError::NonFinite {
                 what: "loss",
@@ -230,7 +247,7 @@ impl Trainer {
             loss,
             lr,
             grad_norm: norm,
-            tokens: n_tokens * accum,
+            tokens,
         })
     }
 
