@@ -82,6 +82,9 @@ pub enum Command {
     /// Tokenizer tools: train a byte-level BPE tokenizer on text.
     #[command(subcommand)]
     Tokenizer(TokenizerCommand),
+    /// LoRA adapter tools: merge adapters into a model, convert between PEFT and GGUF.
+    #[command(subcommand)]
+    Lora(crate::cmd::lora::LoraCommand),
 }
 
 /// Which model and how to run it.
@@ -99,6 +102,15 @@ pub struct ModelArgs {
     /// Prompt batch size: tokens processed per forward pass.
     #[arg(short = 'b', long = "batch", default_value_t = 256)]
     pub batch: usize,
+}
+
+/// LoRA adapters applied at run time.
+#[derive(Debug, Args, Clone, Default)]
+pub struct LoraArgs {
+    /// LoRA adapter to apply: a llama.cpp GGUF adapter or a PEFT directory, with an optional
+    /// scale (default 1). Repeat for several adapters.
+    #[arg(long = "lora", value_name = "FILE[:SCALE]")]
+    pub lora: Vec<String>,
 }
 
 /// Sampling settings.
@@ -141,6 +153,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
+    pub lora: LoraArgs,
+    #[command(flatten)]
     pub sampling: SamplingArgs,
     /// System message for the chat template.
     #[arg(long = "system")]
@@ -158,6 +172,8 @@ pub struct RunArgs {
 pub struct ChatArgs {
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub lora: LoraArgs,
     #[command(flatten)]
     pub sampling: SamplingArgs,
     /// System message for the chat template.
@@ -200,6 +216,8 @@ pub struct PerplexityArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub lora: LoraArgs,
     /// Evaluate at most this many chunks.
     #[arg(long = "chunks", value_parser = clap::value_parser!(u64).range(1..))]
     pub chunks: Option<u64>,
@@ -325,6 +343,8 @@ pub struct ServeArgs {
     /// Also serve POST /v1/embeddings with this encoder (a bert GGUF or a Hugging Face directory).
     #[arg(long = "embedding-model")]
     pub embedding_model: Option<String>,
+    #[command(flatten)]
+    pub lora: LoraArgs,
 }
 
 /// `slm eval`
@@ -441,6 +461,8 @@ pub struct TrainArgs {
     /// Threads (results are reproducible for a given thread count).
     #[arg(short = 't', long = "threads")]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub distill: crate::cmd::distill::DistillArgs,
 }
 
 /// `slm tokenizer ...`

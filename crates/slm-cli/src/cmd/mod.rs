@@ -6,11 +6,13 @@ pub mod classify;
 pub mod classify_head;
 pub mod complete;
 pub mod convert;
+pub mod distill;
 pub mod embed;
 pub mod eval;
 pub mod finetune;
 pub mod fit;
 pub mod imatrix;
+pub mod lora;
 pub mod models;
 pub mod perplexity;
 pub mod prune;
@@ -47,8 +49,9 @@ pub fn generate_options(s: &SamplingArgs) -> GenerateOptions {
 }
 
 /// Loads the model named by the flags and opens a session on it.
-pub fn open_session(m: &ModelArgs) -> Result<(Loaded, Session)> {
-    let loaded = load::load(&m.model)?;
+/// `lora`: `--lora FILE[:SCALE]` values, applied to the model.
+pub fn open_session(m: &ModelArgs, lora: &[String]) -> Result<(Loaded, Session)> {
+    let loaded = load::load_with_adapters(&m.model, lora)?;
     let n_ctx = load::context_size(m.ctx, &loaded.model)?;
     let session = Session::new(
         loaded.model.clone(),

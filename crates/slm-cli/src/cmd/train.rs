@@ -74,6 +74,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 )?,
             }
         };
+        crate::cmd::distill::attach(&mut trainer, &a.distill, &data.train, &a.out, threads)?;
         let start_step = trainer.step_count();
         let mut records = if a.resume { metrics::read(&metrics_path)? } else { Vec::new() };
         records.retain(|r| r.step() <= start_step);
@@ -130,6 +131,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
         );
         if let Some(m) = summary.model {
             outln!("{}", m.display());
+            if cfg.export.unshared && !trainer.model().layout().block_map.is_identity() {
+                let path = a.out.join("model.unshared.gguf");
+                trainer.export_gguf_unshared(&path, Some(&md))?;
+                outln!("{}", path.display());
+            }
         }
         Ok(())
     })?
@@ -156,6 +162,9 @@ fn tokenizer_metadata(a: &TrainArgs, init: Option<&GgufFile>) -> Result<Metadata
             bail!("--init model has no tokenizer metadata; it cannot tokenize the training text");
         }
         return Ok(f.metadata().clone());
+    }
+    if let Some(teacher) = &a.distill.teacher {
+        return crate::cmd::distill::teacher_metadata(teacher);
     }
     if let Some(p) = &a.tokenizer {
         return bpe::metadata_from_file(p).with_context(|| format!("reading tokenizer {}", p.display()));
