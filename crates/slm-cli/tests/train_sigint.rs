@@ -139,8 +139,8 @@ fn shared_blocks_train_export_smaller_and_run() {
         let r = slm(&["train", "--config", &cfg, "--data", &data, "--out", &s(&out), "--tokenizer", &tok, "-t", "2"]).ok();
         (r.stderr, out.join("model.gguf"))
     };
-    let (log_flat, flat) = run("flat", "");
-    let (log_shared, shared) = run("shared", "sharing = \"repeat:2\"");
+    let (log_flat, flat) = run("flat", "[export]\nunshared = true");
+    let (log_shared, shared) = run("shared", "sharing = \"repeat:2\"\n[export]\nunshared = true");
     assert!(!log_flat.contains("stored blocks"), "{log_flat}");
     assert!(log_shared.contains("2 stored blocks run as 4 layers: [0, 0, 1, 1]"), "{log_shared}");
     let (nf, ns) = (std::fs::metadata(&flat).unwrap().len(), std::fs::metadata(&shared).unwrap().len());
@@ -149,6 +149,14 @@ fn shared_blocks_train_export_smaller_and_run() {
     assert!(!gen.stdout.trim().is_empty(), "no text: {gen:?}");
     let show = slm(&["show", "-m", &s(&shared), "--metadata"]).ok();
     assert!(show.stdout.contains("slm.block_map"), "{}", show.stdout);
+    // The unshared copy (for llama.cpp): no map, four blocks, the same greedy text.
+    let copy = shared.with_file_name("model.unshared.gguf");
+    let show = slm(&["show", "-m", &s(&copy), "--metadata"]).ok();
+    assert!(!show.stdout.contains("slm.block_map"), "{}", show.stdout);
+    assert!(std::fs::metadata(&copy).unwrap().len() > ns * 5 / 4);
+    let greedy = |m: &Path| slm(&["run", "-m", &s(m), "--raw", "-n", "12", "--temp", "0", "the cat"]).ok().stdout;
+    assert_eq!(greedy(&shared), greedy(&copy));
+    assert!(!flat.with_file_name("model.unshared.gguf").exists(), "unshared copy written without sharing");
     // A bad spec is a clear error.
     let bad = config(dir.path(), "bad.toml", "sharing = \"repeat:3\"", 5);
     slm(&["train", "--config", &bad, "--data", &data, "--out", &s(&dir.path().join("bad")), "--tokenizer", &tok])

@@ -26,6 +26,9 @@
 //! [schedule]
 //! kind = "cosine"    # or "wsd" (with decay_fraction) or "constant"
 //! warmup = 50
+//!
+//! [export]
+//! unshared = false   # with sharing: also write model.unshared.gguf for llama.cpp
 //! ```
 //!
 //! The vocabulary size always comes from the tokenizer.
@@ -54,6 +57,19 @@ pub struct ConfigFile {
     /// Learning-rate schedule.
     #[serde(default)]
     pub schedule: ScheduleSection,
+    /// Extra files written at the end of the run.
+    #[serde(default)]
+    pub export: ExportSection,
+}
+
+/// `[export]`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportSection {
+    /// With shared blocks, also write `model.unshared.gguf`: every layer its own copy of its
+    /// block, no `slm.block_map`, so llama.cpp loads it (at the unshared model's size).
+    #[serde(default)]
+    pub unshared: bool,
 }
 
 /// `[model]`.
