@@ -32,12 +32,42 @@ pub fn model_path(name_or_path: &str) -> Result<PathBuf> {
 
 /// Loads model, tokenizer and chat template.
 pub fn load(name_or_path: &str) -> Result<Loaded> {
+    load_with_adapters(name_or_path, &[])
+}
+
+/// [`load`], then applies LoRA adapters given as `FILE[:SCALE]` (GGUF adapters or PEFT
+/// directories), each checked against the model.
+pub fn load_with_adapters(name_or_path: &str, lora: &[String]) -> Result<Loaded> {
     let path = model_path(name_or_path)?;
-    let model = Model::load(&path).with_context(|| format!("loading model {}", path.display()))?;
+    let mut model = Model::load(&path).with_context(|| format!("loading model {}", path.display()))?;
+    if !lora.is_empty() {
+        let adapters = load_adapters(lora, model.config())?;
+        model.set_adapters(&adapters).context("applying the LoRA adapters")?;
+    }
     let tokenizer = GgufVocab::from_metadata(model.gguf().metadata()).and_then(|v| Tokenizer::from_gguf_vocab(&v))
         .with_context(|| format!("reading the tokenizer of {}", path.display()))?;
     let template = ChatTemplate::for_tokenizer(&tokenizer).context("preparing the chat template")?;
     Ok(Loaded { path, model: Arc::new(model), tokenizer: Arc::new(tokenizer), template })
+}
+
+/// Reads `--lora FILE[:SCALE]` adapters for a model of `cfg`, reporting each on stderr.
+pub fn load_adapters(lora: &[String], cfg: &slm_model::ModelConfig) -> Result<Vec<(slm_model::lora::LoraAdapter, f32)>> {
+    let mut out = Vec::with_capacity(lora.len());
+    for arg in lora {
+        let (path, scale) = slm_model::lora::parse_lora_arg(arg)?;
+        let adapter = slm_model::lora::load_any(&path, cfg)
+            .with_context(|| format!("loading the LoRA adapter {}", path.display()))?;
+        eprintln!(
+            "lora: {} (scale {scale}, rank {}, alpha {}, {} projections, {} parameters)",
+            path.display(),
+            adapter.rank,
+            adapter.alpha,
+            adapter.pairs.len(),
+            adapter.n_params()
+        );
+        out.push((adapter, scale));
+    }
+    Ok(out)
 }
 
 /// The thread count: the flag, else the number of cores.

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::Similarity(a) => cmd::embed::similarity(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Tokenizer(args::TokenizerCommand::Train(a)) => cmd::tokenizer::train(a),
+        Command::Lora(c) => cmd::lora::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,7 +24,7 @@ impl TokenSink for TeeSink {
 
 /// Runs the command.
 pub fn run(args: ChatArgs) -> Result<()> {
-    let (loaded, mut session) = open_session(&args.model)?;
+    let (loaded, mut session) = open_session(&args.model, &args.lora.lora)?;
     let opts = generate_options(&args.sampling);
     let interactive = std::io::stdin().is_terminal();
     let system: Vec<ChatMessage> = args.system.iter().map(|s| ChatMessage::new("system", s.clone())).collect();

@@ -10,7 +10,7 @@ use std::path::Path;
 /// Runs the command.
 pub fn run(args: PerplexityArgs) -> Result<()> {
     let text = read_text(&args.file)?;
-    let loaded = load::load(&args.model.model)?;
+    let loaded = load::load_with_adapters(&args.model.model, &args.lora.lora)?;
     let pool = load::pool(args.model.threads)?;
     let tokens = tokens_of(&text, &loaded)?;
     let opts = chunk_options(&args.model, args.chunks, &loaded)?;

@@ -17,7 +17,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             s
         }
     };
-    let (loaded, mut session) = open_session(&args.model)?;
+    let (loaded, mut session) = open_session(&args.model, &args.lora.lora)?;
     let ids = if args.raw {
         loaded.tokenizer.encode_prompt(&prompt, false)?
     } else {

@@ -28,7 +28,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         eprintln!("warning: listening on a non-loopback address without --api-key; anyone who can reach {url} can use the model");
     }
     eprintln!("slm serve: listening on {url} (loading {} ...)", args.model);
-    let loaded = load::load(&args.model)?;
+    let loaded = load::load_with_adapters(&args.model, &args.lora.lora)?;
     let n_ctx = load::context_size(args.ctx, &loaded.model)?;
     let model_id = loaded
         .path

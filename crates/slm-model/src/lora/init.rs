@@ -36,6 +36,21 @@ impl LoraAdapter {
         Ok(adapter)
     }
 
+    /// [`LoraAdapter::init`] from `seed`, then `B` uniform in `±b_amplitude` from `seed + 1`: a
+    /// deterministic adapter that changes the model (tests and golden files against llama.cpp).
+    pub fn random(
+        cfg: &ModelConfig,
+        targets: &[LoraTarget],
+        rank: usize,
+        alpha: f32,
+        seed: u64,
+        b_amplitude: f32,
+    ) -> Result<LoraAdapter, LoraError> {
+        let mut a = LoraAdapter::init(cfg, targets, rank, alpha, seed)?;
+        a.randomize_b(b_amplitude, seed.wrapping_add(1));
+        Ok(a)
+    }
+
     /// Fills every `B` with uniform values in `±amplitude` (tests and golden adapters: a
     /// freshly initialised adapter changes nothing).
     pub fn randomize_b(&mut self, amplitude: f32, seed: u64) {
