@@ -111,3 +111,29 @@ fn printing_a_huge_repeated_sequence_is_an_error_not_a_hang() {
     let template = ChatTemplate::new("{{ range(3) * 2 }}|{{ [1, 'a'] }}", "", "").expect("compiles");
     assert_eq!(template.render(&messages, false).expect("renders"), "[0, 1, 2, 0, 1, 2]|[1, \"a\"]");
 }
+
+/// fuzz target `wordpiece_json` (panic in tokenizers 0.22.2, processors/template.rs:563): a
+/// `TemplateProcessing` post-processor whose template names a special token (`{CLS]`) missing
+/// from its `special_tokens` loaded fine and panicked on the first encode. Both loaders (decoder
+/// `Tokenizer` and encoder `EncoderTokenizer`) now refuse it with `InvalidVocab`.
+#[test]
+fn template_post_processor_naming_a_missing_special_token_is_refused() {
+    use slm_runtime::EncoderTokenizer;
+    let json = |cls: &str| {
+        format!(
+            r###"{{"version":"1.0","added_tokens":[{{"id":2,"content":"[CLS]","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true}}],"normalizer":null,"pre_tokenizer":{{"type":"BertPreTokenizer"}},"post_processor":{{"type":"TemplateProcessing","single":[{{"SpecialToken":{{"id":"{cls}","type_id":0}}}},{{"Sequence":{{"id":"A","type_id":0}}}}],"pair":[{{"Sequence":{{"id":"A","type_id":0}}}}],"special_tokens":{{"[CLS]":{{"id":"[CLS]","ids":[2],"tokens":["[CLS]"]}}}}}},"decoder":null,"model":{{"type":"WordPiece","unk_token":"[UNK]","continuing_subword_prefix":"##","max_input_chars_per_word":100,"vocab":{{"[UNK]":0,"hello":1,"[CLS]":2}}}}}}"###
+        )
+    };
+    let bad = json("{CLS]");
+    match EncoderTokenizer::from_json_bytes(bad.as_bytes(), 16) {
+        Err(RuntimeError::InvalidVocab { reason, .. }) => assert!(reason.contains("{CLS]"), "{reason}"),
+        other => panic!("expected InvalidVocab, got {other:?}"),
+    }
+    match Tokenizer::from_hf_bytes(bad.as_bytes(), None) {
+        Err(RuntimeError::InvalidVocab { reason, .. }) => assert!(reason.contains("{CLS]"), "{reason}"),
+        other => panic!("expected InvalidVocab, got {:?}", other.map(|_| ())),
+    }
+    // The consistent template still loads and puts [CLS] first.
+    let good = EncoderTokenizer::from_json_bytes(json("[CLS]").as_bytes(), 16).expect("loads");
+    assert_eq!(good.encode("hello").expect("encodes"), vec![2, 1]);
+}

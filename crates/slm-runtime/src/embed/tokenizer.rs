@@ -85,6 +85,8 @@ fn from_json(json: &[u8]) -> Result<tokenizers::Tokenizer, RuntimeError> {
     // Parse fully first: the tokenizers crate panics on some malformed JSON (see tokenizer/hf.rs).
     let value: Value = serde_json::from_slice(json)
         .map_err(|e| RuntimeError::Json { path: "tokenizer.json".into(), reason: e.to_string() })?;
+    crate::tokenizer::json_check::check_post_processor(&value)
+        .map_err(|reason| RuntimeError::vocab("tokenizer.json", reason))?;
     let kind = value.pointer("/model/type").and_then(Value::as_str).unwrap_or("");
     if kind != "WordPiece" {
         return Err(RuntimeError::UnsupportedTokenizerModel {

@@ -59,8 +59,11 @@ pub(super) fn from_bytes(
     // (`.expect("Helper")` in decoders/mod.rs) on a syntax error or a bad string escape inside the
     // "decoder" object. A full parse (not `IgnoredAny`, which skips strings unchecked) catches both.
     // Found by fuzz/fuzz_targets/tokenizer_json.rs; test: tests/fuzz_regressions.rs.
-    serde_json::from_slice::<Value>(json)
+    let value = serde_json::from_slice::<Value>(json)
         .map_err(|e| RuntimeError::Json { path: name.to_string(), reason: e.to_string() })?;
+    // ... and it panics while encoding with a post-processor template that names a missing special
+    // token (fuzz/fuzz_targets/wordpiece_json.rs).
+    super::json_check::check_post_processor(&value).map_err(|reason| RuntimeError::vocab(name, reason))?;
     let mut inner = tokenizers::Tokenizer::from_bytes(json).map_err(|e| RuntimeError::tokenizers(format!("loading {name}"), e))?;
     // Special tokens are split off by our partitioner, only when the caller asks for it.
     inner.set_encode_special_tokens(true);

@@ -17,6 +17,7 @@
 mod bytes;
 mod gguf;
 mod hf;
+pub(crate) mod json_check;
 mod pre;
 mod special;
 mod stream;
