@@ -452,7 +452,8 @@ pub struct TrainArgs {
     /// Train this many steps in total instead of the config's `steps`.
     #[arg(long = "steps")]
     pub steps: Option<u64>,
-    /// Tokenizer for a new model: a tokenizer.json (e.g. from `slm tokenizer train`).
+    /// Tokenizer for a new model: a tokenizer.json (e.g. from `slm tokenizer train`) or a GGUF
+    /// model whose vocabulary to use.
     #[arg(long = "tokenizer", conflicts_with = "init")]
     pub tokenizer: Option<PathBuf>,
     /// Fine-tune this GGUF model (its shape and tokenizer) instead of starting from scratch.

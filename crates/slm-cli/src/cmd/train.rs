@@ -166,6 +166,14 @@ fn tokenizer_metadata(a: &TrainArgs, init: Option<&GgufFile>) -> Result<Metadata
     if let Some(teacher) = &a.distill.teacher {
         return crate::cmd::distill::teacher_metadata(teacher);
     }
+    if let Some(p) = a.tokenizer.as_ref().filter(|p| p.extension().is_some_and(|e| e == "gguf")) {
+        // A model's vocabulary, e.g. to train a small student on a bigger model's tokens.
+        let f = GgufFile::open(p).with_context(|| format!("opening --tokenizer model {}", p.display()))?;
+        if f.metadata().get_str_opt("tokenizer.ggml.model")?.is_none() {
+            bail!("--tokenizer {} has no tokenizer metadata", p.display());
+        }
+        return Ok(f.metadata().clone());
+    }
     if let Some(p) = &a.tokenizer {
         return bpe::metadata_from_file(p).with_context(|| format!("reading tokenizer {}", p.display()));
     }
