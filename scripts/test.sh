@@ -92,4 +92,17 @@ cargo test --release --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
 # One closing line for the whole suite (cargo prints one per test binary, the last often a doc-test run of 0).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
 rm -f "$log"
+
+# ---- fuzzing (issue 11; docs/RELIABILITY.md) ----------------------------------------------------------
+# Every fuzz target for SLM_FUZZ_SECONDS (30) on its committed corpus, ASan + overflow checks; any crash,
+# hang or OOM fails CI (the reproducer is left in fuzz/artifacts/). scripts/fuzz.sh installs cargo-fuzz
+# (pinned) itself; the cold build of fuzz/ takes ~9 min on 2 cores, the runs ~7 min. Skip locally with
+# SLM_SKIP_FUZZ=1.
+if [ "${SLM_SKIP_FUZZ:-0}" = 1 ]; then
+  echo "== fuzz: skipped (SLM_SKIP_FUZZ=1)"
+else
+  echo "== fuzz every target for ${SLM_FUZZ_SECONDS:-30}s"
+  bash scripts/fuzz.sh "${SLM_FUZZ_SECONDS:-30}" || status=1
+fi
+# ---- end fuzzing --------------------------------------------------------------------------------------
 exit "$status"

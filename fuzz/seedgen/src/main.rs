@@ -2,6 +2,8 @@
 //! writers (so the fuzzer starts from deep inside each parser) and the malformed-file matrices of
 //! the tests (each a byte pattern the parser must reject with a typed error).
 
+mod encoder;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -335,6 +337,7 @@ fn main() -> Result<()> {
 
     safetensors_seeds()?;
     json_seeds()?;
+    encoder::encoder_seeds()?;
     Ok(())
 }
 
