@@ -568,6 +568,9 @@ pub struct ClassifyArgs {
     /// --train/--head, the encoder (a bert GGUF or HF directory; default: the one the head was trained on).
     #[arg(short = 'm', long = "model")]
     pub model: Option<String>,
+    /// Zero-shot with LoRA adapters applied (e.g. one trained by `slm finetune --lora` on labelled answers).
+    #[command(flatten)]
+    pub lora: LoraArgs,
     /// Trained mode: classify with this head (made by --train).
     #[arg(long = "head", conflicts_with_all = ["labels", "train"])]
     pub head: Option<PathBuf>,

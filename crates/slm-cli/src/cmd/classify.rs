@@ -26,7 +26,8 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
     };
     let labels: Vec<String> = labels.split(',').map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
     let model = args.model.clone().unwrap_or_else(|| "smollm2-135m-instruct".into());
-    let loaded = load::load(&model)?;
+    // A LoRA adapter trained on labelled answers (`slm finetune --lora`) makes this the trained mode.
+    let loaded = load::load_with_adapters(&model, &args.lora.lora)?;
     let pool = load::pool(args.threads)?;
     let n_ctx = load::context_size(Some(args.ctx), &loaded.model)?;
     let mut ctx = loaded.model.new_context(n_ctx, 512)?;
