@@ -21,8 +21,9 @@ pub struct LoraTerm {
     pub rank: usize,
     /// `[rank][n_in]`, row-major.
     pub a: Vec<f32>,
-    /// `[n_out][rank]`, row-major, scaled.
-    pub b: Vec<f32>,
+    /// `Bᵀ`, `[rank][n_out]`, row-major, scaled (transposed so that `B·t` is `rank` long
+    /// vector updates instead of `n_out` dot products of length `rank`).
+    pub b_t: Vec<f32>,
 }
 
 impl LoraTerm {
@@ -39,8 +40,8 @@ impl LoraTerm {
                 for (j, tj) in t.iter_mut().enumerate() {
                     *tj = ops::dot_f32(&self.a[j * n_in..(j + 1) * n_in], xt);
                 }
-                for (oo, b_row) in o.iter_mut().zip(self.b.chunks_exact(r)) {
-                    *oo += ops::dot_f32(b_row, t);
+                for (&tj, bt_row) in t.iter().zip(self.b_t.chunks_exact(n_out)) {
+                    ops::axpy(o, tj, bt_row);
                 }
             }
         });
@@ -48,10 +49,10 @@ impl LoraTerm {
 
     /// `ΔW = B·A` as a dense `[n_out][n_in]` matrix, added to `w` (merging).
     pub fn add_delta_to(&self, w: &mut [f32]) {
-        let (r, n_in) = (self.rank, self.n_in);
-        for (w_row, b_row) in w.chunks_exact_mut(n_in).zip(self.b.chunks_exact(r)) {
-            for (&bj, a_row) in b_row.iter().zip(self.a.chunks_exact(n_in)) {
-                ops::axpy(w_row, bj, a_row);
+        let (n_in, n_out) = (self.n_in, self.n_out);
+        for (o, w_row) in w.chunks_exact_mut(n_in).enumerate() {
+            for (bt_row, a_row) in self.b_t.chunks_exact(n_out).zip(self.a.chunks_exact(n_in)) {
+                ops::axpy(w_row, bt_row[o], a_row);
             }
         }
     }
@@ -89,18 +90,18 @@ impl LoraStack {
                 }
                 let rank: usize = parts.iter().map(|(p, _)| p.rank).sum();
                 let mut a = Vec::with_capacity(rank * n_in);
-                let mut b = vec![0.0f32; n_out * rank];
-                let mut col = 0;
+                let mut b_t = vec![0.0f32; rank * n_out];
+                let mut row = 0;
                 for (p, scale) in &parts {
                     a.extend_from_slice(&p.a);
-                    for (dst, src) in b.chunks_exact_mut(rank).zip(p.b.chunks_exact(p.rank)) {
-                        for (d, s) in dst[col..col + p.rank].iter_mut().zip(src) {
-                            *d = s * scale;
+                    for (o, src) in p.b.chunks_exact(p.rank).enumerate() {
+                        for (j, s) in src.iter().enumerate() {
+                            b_t[(row + j) * n_out + o] = s * scale;
                         }
                     }
-                    col += p.rank;
+                    row += p.rank;
                 }
-                slots[target.index()] = Some(LoraTerm { n_in, n_out, rank, a, b });
+                slots[target.index()] = Some(LoraTerm { n_in, n_out, rank, a, b_t });
             }
         }
         let max_rank = layers.iter().flatten().flatten().map(|t| t.rank).max().unwrap_or(0);
