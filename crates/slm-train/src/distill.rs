@@ -15,7 +15,7 @@
 
 use crate::data::fingerprint;
 use crate::error::TrainError;
-use crate::trainer::{StepStats, Trainer};
+use crate::trainer::Trainer;
 use rayon::prelude::*;
 use slm_format::{GgmlType, GgufFile, GgufWriter, Value};
 use slm_kernels::Pool;
@@ -208,7 +208,7 @@ impl TeacherCache {
     }
 
     /// The teacher's entries for `windows`, in the batcher's `[B][T]` row order.
-    fn rows(&self, windows: &[usize]) -> (Vec<u32>, Vec<f32>) {
+    pub(crate) fn rows(&self, windows: &[usize]) -> (Vec<u32>, Vec<f32>) {
         let per = self.seq_len * self.k;
         let mut ids = Vec::with_capacity(windows.len() * per);
         let mut probs = Vec::with_capacity(windows.len() * per);
@@ -324,41 +324,5 @@ impl Trainer {
         }
         self.teacher = Some((cache, cfg));
         Ok(())
-    }
-
-    /// One optimizer step with the distillation loss against `cache` (checked by
-    /// [`set_teacher`](Trainer::set_teacher)). The returned loss is the mixed loss.
-    pub(crate) fn distill_step(
-        &mut self,
-        cache: &TeacherCache,
-        cfg: &DistillConfig,
-    ) -> Result<StepStats, TrainError> {
-        let accum = self.cfg.grad_accum;
-        let n_tokens = self.cfg.seq_len * self.cfg.batch_size;
-        let scale = 1.0 / (n_tokens * accum) as f32;
-        self.grads.fill(0.0);
-        let mut loss_sum = 0.0f64;
-        for _ in 0..accum {
-            let windows = self.data.next_windows();
-            let (inputs, targets) = self.data.gather(&windows);
-            let (ids, probs) = cache.rows(&windows);
-            let soft = SoftTargets {
-                k: cache.k,
-                ids: &ids,
-                probs: &probs,
-                cfg: *cfg,
-            };
-            loss_sum += self.model.forward_backward_soft(
-                &self.params,
-                &mut self.grads,
-                &inputs,
-                &targets,
-                &soft,
-                self.cfg.seq_len,
-                scale,
-                &mut self.ws,
-            )?;
-        }
-        self.finish_step(loss_sum / (n_tokens * accum) as f64, n_tokens * accum)
     }
 }

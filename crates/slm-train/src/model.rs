@@ -551,13 +551,7 @@ impl TrainModel {
                 w.n_grads()
             )));
         }
-        if targets.len() != tokens.len() {
-            return Err(TrainError::InvalidArgument(format!(
-                "{} targets for {} tokens",
-                targets.len(),
-                tokens.len()
-            )));
-        }
+        check_targets(tokens, targets)?;
         self.forward_hidden(w, tokens, seq_len, ws)?;
         let loss = self.head_loss(w, Some(&mut *grads), targets, None, scale, ws)?;
         self.backward(w, grads, tokens, ws);
@@ -581,13 +575,7 @@ impl TrainModel {
     ) -> Result<f64, TrainError> {
         self.check_params("parameter", params.len())?;
         self.check_params("gradient", grads.len())?;
-        if targets.len() != tokens.len() {
-            return Err(TrainError::InvalidArgument(format!(
-                "{} targets for {} tokens",
-                targets.len(),
-                tokens.len()
-            )));
-        }
+        check_targets(tokens, targets)?;
         let w = FullWeights { params };
         self.forward_hidden(&w, tokens, seq_len, ws)?;
         let loss = self.head_loss(&w, Some(&mut *grads), targets, Some(soft), scale, ws)?;
@@ -702,4 +690,15 @@ impl TrainModel {
             loss / counted as f64
         })
     }
+}
+
+fn check_targets(tokens: &[u32], targets: &[u32]) -> Result<(), TrainError> {
+    if targets.len() != tokens.len() {
+        return Err(TrainError::InvalidArgument(format!(
+            "{} targets for {} tokens",
+            targets.len(),
+            tokens.len()
+        )));
+    }
+    Ok(())
 }

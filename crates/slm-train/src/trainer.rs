@@ -5,7 +5,7 @@
 //! come from SplitMix64, and every reduction runs in a fixed order.
 
 use crate::data::{eval_windows, fingerprint, Batcher, DataPosition};
-use crate::distill::{DistillConfig, TeacherCache};
+use crate::distill::{DistillConfig, SoftTargets, TeacherCache};
 use crate::error::TrainError;
 use crate::init::init_params;
 use crate::model::{TrainModel, Workspace};
@@ -190,27 +190,41 @@ impl Trainer {
         Trainer::with_params(model, cfg, params, train_tokens)
     }
 
-    /// One optimizer step: `grad_accum` micro-batches, clipping, AdamW update.
+    /// One optimizer step: `grad_accum` micro-batches, clipping, AdamW update; with a teacher
+    /// ([`set_teacher`](Self::set_teacher)) the loss is the distillation mix (and so is the
+    /// returned loss).
     pub fn step(&mut self) -> Result<StepStats, TrainError> {
-        if let Some((cache, cfg)) = self.teacher.clone() {
-            return self.distill_step(&cache, &cfg);
-        }
         let accum = self.cfg.grad_accum;
         let n_tokens = self.cfg.seq_len * self.cfg.batch_size;
         let scale = 1.0 / (n_tokens * accum) as f32;
         self.grads.fill(0.0);
         let mut loss_sum = 0.0f64;
         for _ in 0..accum {
-            let (inputs, targets) = self.data.next_batch();
-            loss_sum += self.model.forward_backward(
+            let windows = self.data.next_windows();
+            let (inputs, targets) = self.data.gather(&windows);
+            let (params, grads, seq_len, ws) = (
                 &self.params,
                 &mut self.grads,
-                &inputs,
-                &targets,
                 self.cfg.seq_len,
-                scale,
                 &mut self.ws,
-            )?;
+            );
+            loss_sum += match &self.teacher {
+                None => self
+                    .model
+                    .forward_backward(params, grads, &inputs, &targets, seq_len, scale, ws)?,
+                Some((cache, cfg)) => {
+                    let (ids, probs) = cache.rows(&windows);
+                    let soft = SoftTargets {
+                        k: cache.k,
+                        ids: &ids,
+                        probs: &probs,
+                        cfg: *cfg,
+                    };
+                    self.model.forward_backward_soft(
+                        params, grads, &inputs, &targets, &soft, seq_len, scale, ws,
+                    )?
+                }
+            };
         }
         self.finish_step(loss_sum / (n_tokens * accum) as f64, n_tokens * accum)
     }

@@ -154,9 +154,7 @@ impl Weights for LoraWeights<'_> {
             return;
         };
         let (a, b) = self.factors(s);
-        let mut u = vec![0.0f32; n * s.rank];
-        matmul_nt(&mut u, x, a, n, s.rank, s.n_in, false);
-        u.iter_mut().for_each(|v| *v *= s.scale);
+        let u = scaled_down(x, a, s, n);
         matmul_nt(y, &u, b, n, s.n_out, s.rank, true);
     }
 
@@ -177,9 +175,7 @@ impl Weights for LoraWeights<'_> {
         };
         let (a, b) = self.factors(s);
         // u = s·x·Aᵀ, g = s·dy·B
-        let mut u = vec![0.0f32; n * s.rank];
-        matmul_nt(&mut u, x, a, n, s.rank, s.n_in, false);
-        u.iter_mut().for_each(|v| *v *= s.scale);
+        let u = scaled_down(x, a, s, n);
         let mut g = vec![0.0f32; n * s.rank];
         matmul_nn(&mut g, dy, b, n, s.rank, s.n_out, false);
         g.iter_mut().for_each(|v| *v *= s.scale);
@@ -217,4 +213,12 @@ impl Weights for LoraWeights<'_> {
     fn n_grads(&self) -> usize {
         self.layout.len()
     }
+}
+
+/// `s·x·Aᵀ` `[n][rank]`: the scaled down-projection of an adapter's input.
+fn scaled_down(x: &[f32], a: &[f32], s: &PairSlot, n: usize) -> Vec<f32> {
+    let mut u = vec![0.0f32; n * s.rank];
+    matmul_nt(&mut u, x, a, n, s.rank, s.n_in, false);
+    u.iter_mut().for_each(|v| *v *= s.scale);
+    u
 }
