@@ -133,6 +133,13 @@ fn template_post_processor_naming_a_missing_special_token_is_refused() {
         Err(RuntimeError::InvalidVocab { reason, .. }) => assert!(reason.contains("{CLS]"), "{reason}"),
         other => panic!("expected InvalidVocab, got {:?}", other.map(|_| ())),
     }
+    // A single template with sequence B (tokenizers indexed a second encoding: out of bounds).
+    let with_b = json("[CLS]").replace(r#"{"Sequence":{"id":"A","type_id":0}}],"pair""#, r#"{"Sequence":{"id":"B","type_id":0}}],"pair""#);
+    assert_ne!(with_b, json("[CLS]"));
+    match EncoderTokenizer::from_json_bytes(with_b.as_bytes(), 16) {
+        Err(RuntimeError::InvalidVocab { reason, .. }) => assert!(reason.contains("sequence B"), "{reason}"),
+        other => panic!("expected InvalidVocab, got {other:?}"),
+    }
     // The consistent template still loads and puts [CLS] first.
     let good = EncoderTokenizer::from_json_bytes(json("[CLS]").as_bytes(), 16).expect("loads");
     assert_eq!(good.encode("hello").expect("encodes"), vec![2, 1]);

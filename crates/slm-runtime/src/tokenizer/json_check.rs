@@ -2,7 +2,8 @@
 //! and then panics on while encoding (fuzz finding 6, docs/RELIABILITY.md): a `TemplateProcessing`
 //! post-processor whose template names a special token missing from its `special_tokens` map
 //! (`self.special_tokens.0[id]` in processors/template.rs), or a special token whose `ids` and
-//! `tokens` differ in length. The builder API validates both; the serde path does not.
+//! `tokens` differ in length, or a `single` template that uses sequence `B` (fuzz finding 7:
+//! `encodings[1]` out of bounds). The builder API validates these; the serde path does not.
 
 use serde_json::Value;
 
@@ -48,6 +49,10 @@ fn check_template(p: &Value) -> Result<(), String> {
     for template in ["single", "pair"] {
         let pieces = p.get(template).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         for piece in pieces {
+            // A single sequence is A; `$B` there indexes a second encoding that does not exist.
+            if template == "single" && piece.pointer("/Sequence/id").and_then(Value::as_str).is_some_and(|id| id != "A") {
+                return Err("post_processor: the single template uses sequence B; only A exists there".into());
+            }
             let Some(id) = piece.pointer("/SpecialToken/id").and_then(Value::as_str) else { continue };
             if !specials.contains_key(id) {
                 return Err(format!(
@@ -86,5 +91,9 @@ mod tests {
         assert!(e.contains("\"{CLS]\"") && e.contains("single"), "{e}");
         let e = check_post_processor(&template("[CLS]", json!([2, 3]))).unwrap_err();
         assert!(e.contains("2 ids but 1 tokens"), "{e}");
+        let mut b = template("[CLS]", json!([2]));
+        b["post_processor"]["processors"][1]["single"][1] = json!({"Sequence": {"id": "B", "type_id": 0}});
+        let e = check_post_processor(&b).unwrap_err();
+        assert!(e.contains("sequence B"), "{e}");
     }
 }
