@@ -75,6 +75,9 @@ fn merge(args: MergeArgs) -> Result<()> {
     let base = load::model_path(&args.base)?;
     let cfg = base_config(&base)?;
     let adapters = load::load_adapters(&args.lora, &cfg)?;
+    if quant.is_none() {
+        warn_if_rerounded(&base, &adapters)?;
+    }
     let t0 = Instant::now();
     let report = merge_file(&base, &adapters, &args.output, quant.as_ref())
         .with_context(|| format!("merging into {}", args.output.display()))?;
@@ -116,6 +119,26 @@ fn convert(args: ConvertArgs) -> Result<()> {
             args.output.display(),
             adapter.pairs.len(),
             adapter.rank
+        );
+    }
+    Ok(())
+}
+
+/// Merging into a quantized tensor rounds it a second time; with a large update that costs
+/// quality (measured: Q4_1 SmolLM2 + a strong adapter, PPL 34.8 applied vs 44.7 merged, 34.7 with
+/// `--quant Q8_0`), so say so and point at the alternatives.
+fn warn_if_rerounded(base: &Path, adapters: &[(LoraAdapter, f32)]) -> Result<()> {
+    let file = GgufFile::open(base).with_context(|| format!("opening {}", base.display()))?;
+    let quantized = adapters
+        .iter()
+        .flat_map(|(a, _)| a.pairs.keys())
+        .filter_map(|&(layer, target)| file.tensor(&target.weight_name(layer)))
+        .find(|t| t.dtype.is_quantized());
+    if let Some(t) = quantized {
+        eprintln!(
+            "note: the base stores {} as {}: merged tensors are rounded to {} again. For less loss merge into an \
+             F16/F32 base, pass --quant Q8_0, or apply the adapter at run time with --lora",
+            t.name, t.dtype, t.dtype
         );
     }
     Ok(())
