@@ -313,3 +313,26 @@ fn stack_concatenates_adapters_with_scales() {
     assert!(LoraStack::new(&cfg, &[(a.clone(), 0.0)]).unwrap().is_empty());
     assert!(LoraStack::new(&cfg, &[(a, f32::NAN)]).is_err());
 }
+
+#[test]
+fn mutated_adapter_files_never_panic() {
+    // Deterministic byte flips all over a valid file: every outcome is Ok or a typed error.
+    let bytes = random_adapter(&tiny(), 2, 4).to_gguf_writer().unwrap().to_bytes().unwrap();
+    let mut rng = crate::random_init::SplitMix64::new(99);
+    let (mut parsed, mut loaded) = (0, 0);
+    for _ in 0..2000 {
+        let mut b = bytes.clone();
+        for _ in 0..1 + rng.next_u64() % 4 {
+            let i = (rng.next_u64() % b.len() as u64) as usize;
+            b[i] = rng.next_u64() as u8;
+        }
+        if let Ok(file) = GgufFile::from_bytes(b) {
+            parsed += 1;
+            if let Ok(a) = LoraAdapter::from_gguf(&file) {
+                loaded += 1;
+                let _ = a.check_against(&tiny());
+            }
+        }
+    }
+    assert!(parsed > 100 && loaded > 50, "mutations should mostly hit tensor data: {parsed} parsed, {loaded} loaded");
+}
