@@ -140,6 +140,13 @@ fn template_post_processor_naming_a_missing_special_token_is_refused() {
         Err(RuntimeError::InvalidVocab { reason, .. }) => assert!(reason.contains("sequence B"), "{reason}"),
         other => panic!("expected InvalidVocab, got {other:?}"),
     }
+    // Also when the "type" tag is misspelt (tokenizers matches the processor by its fields).
+    let untagged = bad.replace(r#""type":"TemplateProcessing""#, r#""tyqe":"TemplateProcessing""#);
+    assert_ne!(untagged, bad);
+    assert!(matches!(
+        EncoderTokenizer::from_json_bytes(untagged.as_bytes(), 16),
+        Err(RuntimeError::InvalidVocab { .. })
+    ));
     // The consistent template still loads and puts [CLS] first.
     let good = EncoderTokenizer::from_json_bytes(json("[CLS]").as_bytes(), 16).expect("loads");
     assert_eq!(good.encode("hello").expect("encodes"), vec![2, 1]);

@@ -23,14 +23,15 @@ fn check_processor(p: &Value, depth: usize) -> Result<(), String> {
     if depth > MAX_DEPTH {
         return Err(format!("post_processor: Sequence processors nested deeper than {MAX_DEPTH}"));
     }
-    match p.get("type").and_then(Value::as_str) {
-        Some("Sequence") => {
-            let processors = p.get("processors").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-            processors.iter().try_for_each(|q| check_processor(q, depth + 1))
-        }
-        Some("TemplateProcessing") => check_template(p),
-        _ => Ok(()),
+    // Recognized by shape, not by "type": tokenizers also accepts an object without a (correct)
+    // "type" tag when its fields match a processor (fuzz: `"tyqe":"TemplateProcessing"` loaded).
+    if let Some(processors) = p.get("processors").and_then(Value::as_array) {
+        processors.iter().try_for_each(|q| check_processor(q, depth + 1))?;
     }
+    if ["single", "pair", "special_tokens"].iter().any(|k| p.get(*k).is_some()) {
+        check_template(p)?;
+    }
+    Ok(())
 }
 
 fn check_template(p: &Value) -> Result<(), String> {
@@ -95,5 +96,10 @@ mod tests {
         b["post_processor"]["processors"][1]["single"][1] = json!({"Sequence": {"id": "B", "type_id": 0}});
         let e = check_post_processor(&b).unwrap_err();
         assert!(e.contains("sequence B"), "{e}");
+        // Without (or with a misspelt) "type" tag, tokenizers still loads the template.
+        let mut untagged = template("{CLS]", json!([2]));
+        untagged["post_processor"]["processors"][1]["tyqe"] = json!("TemplateProcessing");
+        untagged["post_processor"]["processors"][1].as_object_mut().unwrap().remove("type");
+        assert!(check_post_processor(&untagged).unwrap_err().contains("{CLS]"));
     }
 }
