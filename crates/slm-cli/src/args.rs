@@ -56,7 +56,7 @@ pub enum Command {
     #[command(after_help = "Example:\n  slm prune -m model-f32.gguf -o pruned.gguf --method wanda --sparsity 0.5 --calib calib.txt --eval /usr/share/common-licenses/GPL-3\n  slm prune -m model-f32.gguf -o small.gguf --ffn-keep 1024 --drop-layers 4 --calib calib.txt --eval eval.txt")]
     Prune(crate::cmd::prune::PruneArgs),
     /// Fine-tune a model with a LoRA adapter on instruction data (chat JSONL, prompt/completion or text); the base stays frozen (quantized bases too).
-    #[command(after_help = "Example:\n  slm finetune smollm2-135m-instruct --lora --data train.jsonl --out runs/my-adapter --rank 8 --epochs 2\n  slm run smollm2-135m-instruct --lora runs/my-adapter/adapter.gguf \"...\"")]
+    #[command(after_help = "Example:\n  slm finetune smollm2-135m-instruct --lora --data train.jsonl --out runs/my-adapter --rank 8 --epochs 2\n  slm run -m smollm2-135m-instruct --lora runs/my-adapter/adapter.gguf \"...\"")]
     Finetune(crate::cmd::finetune::FinetuneArgs),
     /// Will a model run on a device? Memory, download size, expected speed, best quantization.
     #[command(after_help = "Example:\n  slm fit --device auto\n  slm fit model.gguf --device raspberry-pi-5 --ctx 2048 -v\n  slm fit --list-devices")]
