@@ -164,7 +164,7 @@ impl TeacherCache {
         );
         let (t, fp) = (md.get_f32(KEY_TEMPERATURE)?, md.get_u64(KEY_FINGERPRINT)?);
         if s != seq_len
-            || t != cfg.temperature
+            || !(t.is_finite() && t > 0.0)
             || fp != fingerprint(tokens)
             || k == 0
             || k > cfg.top_k.max(1)
@@ -197,14 +197,35 @@ impl TeacherCache {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
-        Ok(TeacherCache {
+        let mut cache = TeacherCache {
             seq_len,
             k,
             temperature: t,
             data_fingerprint: fp,
             ids,
             probs,
-        })
+        };
+        cache.retemper(cfg.temperature);
+        Ok(cache)
+    }
+
+    /// Re-expresses the cached distributions at temperature `t`: within the kept top-k,
+    /// `p_t ∝ p_old^(T_old / t)` exactly (both are softmaxes of the same logits), so one teacher
+    /// pass serves every temperature.
+    pub fn retemper(&mut self, t: f32) {
+        if t == self.temperature || self.k == 0 {
+            return;
+        }
+        let power = (self.temperature / t) as f64;
+        for row in self.probs.chunks_mut(self.k) {
+            // Largest first: scale by the first entry so the powers cannot underflow to all zeros.
+            let top = row[0].max(f32::MIN_POSITIVE) as f64;
+            let sum: f64 = row.iter().map(|&p| (p as f64 / top).powf(power)).sum();
+            for p in row.iter_mut() {
+                *p = ((*p as f64 / top).powf(power) / sum) as f32;
+            }
+        }
+        self.temperature = t;
     }
 
     /// The teacher's entries for `windows`, in the batcher's `[B][T]` row order.

@@ -81,6 +81,13 @@ fn teacher_cache_round_trips_and_refuses_other_data() {
     other[3] = (other[3] + 1) % 24;
     assert!(TeacherCache::load(&path, &other, t, &cfg).is_err(), "other data");
     assert!(TeacherCache::load(&path, &tokens, 8, &cfg).is_err(), "other sequence length");
+    // Another temperature is derived from the same pass: equal to building at that temperature.
+    let cold = DistillConfig { temperature: 0.5, ..cfg };
+    let direct = TeacherCache::build(&teacher, &pool, &tokens, t, &cold, |_, _| {}).unwrap();
+    let derived = TeacherCache::load(&path, &tokens, t, &cold).unwrap();
+    assert_eq!(derived.ids, direct.ids);
+    let worst = derived.probs.iter().zip(&direct.probs).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(worst < 1e-5, "retempered vs built: {worst}");
 }
 
 /// Mean KL(teacher top-k ‖ student) over the cache's positions.
