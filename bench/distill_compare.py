@@ -80,7 +80,7 @@ def main(argv):
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--ff", type=int, default=512)
     ap.add_argument("--alpha", default="0.5")
-    ap.add_argument("--temperature", default="2")
+    ap.add_argument("--temperature", default="1")
     ap.add_argument("--top-k", default="32")
     ap.add_argument("--threads", default="2")
     ap.add_argument("--out", default="target/bench/distill")
