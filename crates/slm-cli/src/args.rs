@@ -77,7 +77,7 @@ pub enum Command {
     #[command(after_help = "Example:\n  slm similarity -m minilm.gguf \"How do I reset my password?\" \"I forgot my login\"\n  slm similarity -m minilm.gguf \"refund policy\" --file faq.txt --top 3")]
     Similarity(SimilarityArgs),
     /// Train a small Llama-style model on text files on the CPU (from scratch or from a GGUF).
-    #[command(after_help = "Example:\n  slm tokenizer train --data texts/ --vocab-size 2048 --out tokenizer.json\n  slm train --config model.toml --data texts/ --out run/ --tokenizer tokenizer.json\n  slm train --config model.toml --data texts/ --out run/ --resume\n  slm run -m run/model.gguf --raw \"Once upon a time\"\n\nFiles in --out: checkpoint.gguf, model.gguf, metrics.jsonl, loss.svg, tokenizer.gguf, config.toml")]
+    #[command(visible_alias = "distill", after_help = "Example:\n  slm tokenizer train --data texts/ --vocab-size 2048 --out tokenizer.json\n  slm train --config model.toml --data texts/ --out run/ --tokenizer tokenizer.json\n  slm train --config model.toml --data texts/ --out run/ --resume\n  slm distill --config student.toml --data texts/ --out run/ --teacher smollm2-135m-instruct --distill-temperature 1\n  slm run -m run/model.gguf --raw \"Once upon a time\"\n\nFiles in --out: checkpoint.gguf, model.gguf, metrics.jsonl, loss.svg, report.json, tokenizer.gguf, config.toml (+ teacher-cache.gguf)")]
     Train(TrainArgs),
     /// Tokenizer tools: train a byte-level BPE tokenizer on text.
     #[command(subcommand)]

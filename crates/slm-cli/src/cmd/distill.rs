@@ -15,8 +15,9 @@ use std::sync::Arc;
 /// Distillation flags of `slm train`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct DistillArgs {
-    /// Distil from this teacher (a GGUF path or registry name); the student uses its tokenizer.
-    #[arg(long = "teacher", conflicts_with_all = ["tokenizer", "init"])]
+    /// Distil from this teacher (a GGUF path or registry name); a new student uses its tokenizer, an
+    /// `--init` student must have the same vocabulary.
+    #[arg(long = "teacher", conflicts_with = "tokenizer")]
     pub teacher: Option<String>,
     /// Weight of the teacher's soft targets (the text's cross-entropy gets 1 - alpha).
     #[arg(long = "distill-alpha", default_value_t = 0.5, requires = "teacher")]

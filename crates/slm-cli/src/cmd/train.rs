@@ -129,6 +129,25 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 None => String::new(),
             }
         );
+        let final_eval = summary.evals.last();
+        let report = serde_json::json!({
+            "parameters": n_params,
+            "steps": summary.steps,
+            "tokens_per_step": trainer.config().tokens_per_step(),
+            "seconds_this_session": secs,
+            "tokens_per_second": tokens / secs.max(1e-9),
+            "val_loss": final_eval.map(|e| e.loss),
+            "val_perplexity": final_eval.map(|e| e.loss.exp()),
+            "val_bits_per_byte": final_eval.and_then(|e| e.bits_per_byte),
+            "model_bytes": summary.model.as_ref().and_then(|m| std::fs::metadata(m).ok()).map(|m| m.len()),
+            "teacher": a.distill.teacher.as_ref().map(|t| serde_json::json!({
+                "model": t, "alpha": a.distill.alpha, "temperature": a.distill.temperature, "top_k": a.distill.top_k,
+            })),
+        });
+        slm_format::atomic::write_bytes_atomic(
+            &a.out.join("report.json"),
+            serde_json::to_string_pretty(&report)?.as_bytes(),
+        )?;
         if let Some(m) = summary.model {
             outln!("{}", m.display());
             if cfg.export.unshared && !trainer.model().layout().block_map.is_identity() {
@@ -282,9 +301,8 @@ impl RunObserver for Observer {
         // leaves a log that covers the checkpoint (a resume drops any lines beyond it).
         // Read once: the log saved here must cover the checkpoint the run writes next.
         let stop = self.interrupted();
-        let ckpt_step = s.step == self.steps
-            || (self.checkpoint_every > 0 && s.step.is_multiple_of(self.checkpoint_every))
-            || stop;
+        let ckpt_step =
+            s.step == self.steps || (self.checkpoint_every > 0 && s.step.is_multiple_of(self.checkpoint_every)) || stop;
         let ok = !ckpt_step || self.save();
         self.last = Instant::now();
         ok && !stop

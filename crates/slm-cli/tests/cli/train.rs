@@ -114,6 +114,12 @@ fn train_tiny_model_end_to_end() {
     assert!(v1 < v0, "validation loss {v0:.3} -> {v1:.3}");
     let bpb = evals[2]["bits_per_byte"].as_f64().unwrap();
     assert!(bpb > 0.0 && bpb < 8.0, "bits/byte {bpb}");
+    // The run's report agrees with the log and the files.
+    let report: Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["steps"], 30);
+    assert_eq!(report["val_loss"].as_f64(), Some(v1));
+    assert_eq!(report["model_bytes"].as_u64(), Some(std::fs::metadata(out.join("model.gguf")).unwrap().len()));
+    assert!(report["teacher"].is_null());
 
     // The plot is well-formed XML with the two curves.
     let svg = std::fs::read_to_string(out.join("loss.svg")).unwrap();
