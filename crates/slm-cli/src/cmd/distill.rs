@@ -23,7 +23,7 @@ pub struct DistillArgs {
     #[arg(long = "distill-alpha", default_value_t = 0.5, requires = "teacher")]
     pub alpha: f32,
     /// Softmax temperature of the soft targets.
-    #[arg(long = "distill-temperature", default_value_t = 2.0, requires = "teacher")]
+    #[arg(long = "distill-temperature", default_value_t = 1.0, requires = "teacher")]
     pub temperature: f32,
     /// Teacher tokens kept per position.
     #[arg(long = "distill-top-k", default_value_t = 32, requires = "teacher")]
