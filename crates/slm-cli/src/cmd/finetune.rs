@@ -243,7 +243,7 @@ fn split_off_validation(
         return Vec::new();
     }
     let n_val = ((train.len() as f64 * fraction).round() as usize).clamp(1, train.len() - 1);
-    let mut rng = Rng::new(seed ^ 0x5eed_0f_7a11);
+    let mut rng = Rng::new(seed ^ 0x5eed_0f7a_11aa);
     rng.shuffle(train);
     let val = train.split_off(train.len() - n_val);
     stats.examples = train.len();
