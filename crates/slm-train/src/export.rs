@@ -205,6 +205,24 @@ pub fn read_tensors(
 ) -> Result<Vec<f32>, TrainError> {
     // Check every tensor's presence and shape before allocating, so a file that claims a huge
     // model fails with a clear error instead of exhausting memory.
+    let found = locate_tensors(file, layout, prefix)?;
+    let mut out = vec![0.0f32; layout.len()];
+    for (t, info) in layout.tensors.iter().zip(found) {
+        let m = slm_kernels::QMatrix::new(info.dtype, t.rows, t.cols, file.tensor_data(info))?;
+        for (i, row) in out[t.range()].chunks_exact_mut(t.cols).enumerate() {
+            m.dequantize_row(i, row)?;
+        }
+    }
+    Ok(out)
+}
+
+/// The tensor of `file` named `prefix + name` for every tensor of `layout`, in layout order,
+/// each checked for presence and shape (a vector may also be stored as `[n, 1]`).
+pub(crate) fn locate_tensors<'f>(
+    file: &'f GgufFile,
+    layout: &ParamLayout,
+    prefix: &str,
+) -> Result<Vec<&'f slm_format::TensorInfo>, TrainError> {
     let mut found = Vec::with_capacity(layout.tensors.len());
     for t in &layout.tensors {
         let name = format!("{prefix}{}", t.name);
@@ -226,14 +244,7 @@ pub fn read_tensors(
         }
         found.push(info);
     }
-    let mut out = vec![0.0f32; layout.len()];
-    for (t, info) in layout.tensors.iter().zip(found) {
-        let m = slm_kernels::QMatrix::new(info.dtype, t.rows, t.cols, file.tensor_data(info))?;
-        for (i, row) in out[t.range()].chunks_exact_mut(t.cols).enumerate() {
-            m.dequantize_row(i, row)?;
-        }
-    }
-    Ok(out)
+    Ok(found)
 }
 
 /// Loads a GGUF model for fine-tuning: its config and its weights as f32 (a model with shared

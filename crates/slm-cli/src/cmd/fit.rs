@@ -5,7 +5,7 @@ use crate::args::FitArgs;
 use crate::load;
 use anyhow::{anyhow, Context, Result};
 use slm_format::GgufFile;
-use slm_model::quantize::{FileType, PolicyOptions, QuantizeOptions};
+use slm_model::quantize::{FileType, QuantizeOptions};
 use slm_runtime::fit::{best_fit, builtin_profiles, predict, probe, DeviceProfile, Footprint, Prediction, Verdict};
 
 /// Runs the command.
@@ -112,20 +112,7 @@ pub fn run(args: FitArgs) -> Result<()> {
 }
 
 fn quant_options(ftype: FileType) -> QuantizeOptions {
-    QuantizeOptions {
-        policy: PolicyOptions {
-            ftype,
-            pure: false,
-            output_type: None,
-            embedding_type: None,
-            leave_output: false,
-            overrides: Vec::new(),
-            has_imatrix: false,
-        },
-        allow_requantize: true,
-        n_threads: 1,
-        imatrix: None,
-    }
+    QuantizeOptions { allow_requantize: true, ..QuantizeOptions::preset(ftype, 1) }
 }
 
 fn device(args: &FitArgs, base_rss: u64) -> Result<DeviceProfile> {

@@ -6,7 +6,7 @@ use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
 use slm_format::GgufFile;
 use slm_model::lora::{load_any, merge_file, LoraAdapter};
-use slm_model::quantize::{FileType, PolicyOptions, QuantizeOptions};
+use slm_model::quantize::{FileType, QuantizeOptions};
 use slm_model::ModelConfig;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -154,19 +154,6 @@ fn base_config(path: &Path) -> Result<ModelConfig> {
 fn quantize_options(name: &str, threads: Option<usize>) -> Result<QuantizeOptions> {
     let ftype =
         FileType::parse(name).ok_or_else(|| anyhow!("unknown type '{name}'; use one of {}", FileType::names()))?;
-    Ok(QuantizeOptions {
-        policy: PolicyOptions {
-            ftype,
-            pure: false,
-            output_type: None,
-            embedding_type: None,
-            leave_output: false,
-            overrides: Vec::new(),
-            has_imatrix: false,
-        },
-        // Tensors the adapters do not touch may already be quantized in the base.
-        allow_requantize: true,
-        n_threads: load::threads(threads),
-        imatrix: None,
-    })
+    // Tensors the adapters do not touch may already be quantized in the base.
+    Ok(QuantizeOptions { allow_requantize: true, ..QuantizeOptions::preset(ftype, load::threads(threads)) })
 }

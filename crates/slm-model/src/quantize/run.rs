@@ -2,6 +2,7 @@
 //! chosen type (in parallel over rows), and assemble the output file with the source metadata.
 
 use super::error::QuantizeError;
+use super::ftype::FileType;
 use super::imatrix::ImportanceMatrix;
 use super::policy::{choose_types, PolicyModel, PolicyOptions, TensorShape};
 use slm_format::{GgmlType, GgufFile, GgufWriter, Value};
@@ -22,6 +23,27 @@ pub struct QuantizeOptions {
     pub n_threads: usize,
     /// Activation statistics that weight the encoders' error (llama.cpp's imatrix).
     pub imatrix: Option<ImportanceMatrix>,
+}
+
+impl QuantizeOptions {
+    /// The preset `ftype` with llama-quantize's default mix (no overrides, no importance matrix,
+    /// no re-quantization of already quantized tensors) on `n_threads` threads (at least 1).
+    pub fn preset(ftype: FileType, n_threads: usize) -> QuantizeOptions {
+        QuantizeOptions {
+            policy: PolicyOptions {
+                ftype,
+                pure: false,
+                output_type: None,
+                embedding_type: None,
+                leave_output: false,
+                overrides: Vec::new(),
+                has_imatrix: false,
+            },
+            allow_requantize: false,
+            n_threads: n_threads.max(1),
+            imatrix: None,
+        }
+    }
 }
 
 /// What happened to one tensor.

@@ -7,6 +7,7 @@
 //! over the whole vocabulary on every step).
 
 use crate::error::TrainError;
+use crate::export::locate_tensors;
 use crate::layout::BlockMap;
 use crate::model::TrainModel;
 use rayon::prelude::*;
@@ -50,29 +51,13 @@ impl FrozenBase {
             .iter()
             .flat_map(|b| [b.wq, b.wk, b.wv, b.wo, b.w_gate, b.w_up, b.w_down])
             .collect();
-        let mut found = Vec::with_capacity(layout.tensors.len());
-        for t in &layout.tensors {
-            let info = file.tensor(&t.name).ok_or_else(|| {
-                TrainError::InvalidArgument(format!(
-                    "tensor '{}' is missing from the base model",
-                    t.name
-                ))
-            })?;
-            let expected: Vec<u64> = if t.rows == 1 {
-                vec![t.cols as u64]
-            } else {
-                vec![t.cols as u64, t.rows as u64]
-            };
-            if info.dims != expected && !(t.rows == 1 && info.dims == [t.cols as u64, 1]) {
-                return Err(TrainError::Model(slm_model::ModelError::TensorShape {
-                    name: t.name.clone(),
-                    expected,
-                    found: info.dims.clone(),
-                }));
-            }
+        let found: Vec<TensorInfo> = locate_tensors(&file, layout, "")?
+            .into_iter()
+            .cloned()
+            .collect();
+        for (t, info) in layout.tensors.iter().zip(&found) {
             // Fails early (typed) on a dtype the kernels cannot read.
             slm_kernels::QMatrix::new(info.dtype, t.rows, t.cols, file.tensor_data(info))?;
-            found.push(info.clone());
         }
         let mut small = HashMap::new();
         let mut mats = HashMap::new();

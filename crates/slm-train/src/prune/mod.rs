@@ -32,7 +32,7 @@ pub use structured::{block_of, prune_structured, top_k_sorted, StructuredSpec, S
 pub use tensors::{FloatType, Tensor, TensorSet};
 
 use slm_format::{GgufFile, GgufWriter};
-use slm_model::quantize::{quantize_gguf, FileType, PolicyOptions, QuantizeOptions};
+use slm_model::quantize::{quantize_gguf, FileType, QuantizeOptions};
 use slm_model::Site;
 
 /// The block linear weights that unstructured pruning touches (embeddings, norms and the output
@@ -117,19 +117,6 @@ pub fn encode(
     };
     let file = GgufFile::from_bytes(floats.to_bytes()?)?;
     drop(floats);
-    let opts = QuantizeOptions {
-        policy: PolicyOptions {
-            ftype,
-            pure: false,
-            output_type: None,
-            embedding_type: None,
-            leave_output: false,
-            overrides: Vec::new(),
-            has_imatrix: false,
-        },
-        allow_requantize: false,
-        n_threads: n_threads.max(1),
-        imatrix: None,
-    };
+    let opts = QuantizeOptions::preset(ftype, n_threads);
     Ok(quantize_gguf(&file, &opts, &mut |_, _, _| {})?.0)
 }
