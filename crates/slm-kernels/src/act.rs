@@ -144,6 +144,8 @@ pub struct Scratch {
     pub(crate) g8: Vec<Group8>,
     /// Prompt mode (see [`Scratch::set_prompt`]).
     pub(crate) prompt: bool,
+    /// Row-invariant mode (see [`Scratch::set_row_invariant`]).
+    pub(crate) row_invariant: bool,
 }
 
 impl Scratch {
@@ -163,6 +165,14 @@ impl Scratch {
     /// Whether prompt mode is on.
     pub fn prompt(&self) -> bool {
         self.prompt
+    }
+
+    /// Row-invariant mode: every token row of a product is computed by the one-token kernel, so
+    /// each row's result is bit for bit what a call with that row alone gives, whatever the other
+    /// rows are. Sequences decoded together (continuous batching) then produce exactly the tokens
+    /// they produce alone, while still sharing each weight row's read. Wins over prompt mode.
+    pub fn set_row_invariant(&mut self, on: bool) {
+        self.row_invariant = on;
     }
 
     /// `n` Q8 blocks and `m` 8-token scale groups (contents unspecified), growing as needed.

@@ -116,7 +116,7 @@ fn matmul_fused<const N: usize>(
     // In prompt mode, Q8_0/Q4_0/Q4_1 products go to the VNNI kernel: the same integer sums as
     // the Q8 dot kernels at 4× the multiply-adds per cycle; for every token count, so results do
     // not depend on how a prompt is split (only at the best ISA: tests that force a level get it).
-    if scratch.prompt && isa == best_isa() && ws.iter().all(|w| crate::dense::vnni_suits(w)) {
+    if scratch.prompt && !scratch.row_invariant && isa == best_isa() && ws.iter().all(|w| crate::dense::vnni_suits(w)) {
         for (w, out) in ws.into_iter().zip(outs) {
             if !crate::dense::vnni_product(pool, w, x, n_tokens, out)? {
                 return Err(KernelError::SizeMismatch { what: "VNNI Q8_0 weight shape", expected: 32, found: w.rows });
@@ -131,7 +131,13 @@ fn matmul_fused<const N: usize>(
         Job { w: ws[i], out: OutPtr { ptr: out.as_mut_ptr(), len: out.len() }, n_tasks: ws[i].rows.div_ceil(chunk) }
     });
     let isa = if isa.is_available() { isa } else { Isa::Scalar };
-    match kernel(dtype, isa)? {
+    let kernel = match kernel(dtype, isa)? {
+        k if !scratch.row_invariant => k,
+        Kernel::Q8(t) => Kernel::Q8(t.one_only()),
+        Kernel::Q8K(t) => Kernel::Q8K(t.one_only()),
+        Kernel::F32(t) => Kernel::F32(t.one_only()),
+    };
+    match kernel {
         Kernel::Q8(tiles) => {
             let nb = cols / 32;
             let n_groups = if tiles.eight.is_some() { n_tokens / 8 } else { 0 };

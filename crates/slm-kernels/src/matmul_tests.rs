@@ -119,3 +119,31 @@ fn matmul_many_equals_separate_matmuls_fused_or_not() {
     let r = matmul_many(&pool, [&w, &w], &test_data(64, 1), 1, [&mut o1, &mut o2], &mut scratch);
     assert!(matches!(r, Err(KernelError::SizeMismatch { .. })));
 }
+
+#[test]
+fn row_invariant_rows_equal_one_token_calls_bit_for_bit() {
+    let pool = Pool::new(2).unwrap();
+    for dtype in SUPPORTED_TYPES {
+        let cols = if dtype.block_size() == 256 { 512 } else { 128 };
+        let rows = 29;
+        let bytes = make_weights(dtype, rows, cols);
+        let w = QMatrix::new(dtype, rows, cols, &bytes).unwrap();
+        // 11 tokens: full 8-token tiles, a 4-token tile and single rows would all be used otherwise.
+        let n_tokens = 11;
+        let x = test_data(n_tokens * cols, 5);
+        let mut alone = vec![0.0; n_tokens * rows];
+        let mut scratch = Scratch::new();
+        for (xt, ot) in x.chunks_exact(cols).zip(alone.chunks_exact_mut(rows)) {
+            matmul(&pool, &w, xt, 1, ot, &mut scratch).unwrap();
+        }
+        for prompt in [false, true] {
+            let mut scratch = Scratch::new();
+            scratch.set_prompt(prompt);
+            scratch.set_row_invariant(true);
+            let mut got = vec![f32::NAN; n_tokens * rows];
+            matmul(&pool, &w, &x, n_tokens, &mut got, &mut scratch).unwrap();
+            let same = got.iter().zip(&alone).all(|(g, a)| g.to_bits() == a.to_bits());
+            assert!(same, "{dtype} prompt={prompt}: a batched row differs from its one-token product");
+        }
+    }
+}

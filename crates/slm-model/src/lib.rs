@@ -28,5 +28,5 @@ pub mod weights;
 pub use arch::Arch;
 pub use config::ModelConfig;
 pub use error::ModelError;
-pub use model::{Context, ContextBytes, Logits, Model};
+pub use model::{Context, ContextBytes, DecodeBatch, Logits, Model};
 pub use observe::{ActivationObserver, Site};

@@ -3,7 +3,7 @@
 //! [`Model`] is immutable and shareable between threads (weights are memory-mapped); a
 //! [`Context`] holds everything per conversation: the KV cache and activation buffers.
 
-use crate::arch::llama::{self, ForwardState, LlamaWeights};
+use crate::arch::llama::{self, ForwardState, LlamaWeights, SeqSpan};
 use crate::config::{ModelConfig, MAX_CONTEXT};
 use crate::error::ModelError;
 use crate::kv_cache::KvCache;
@@ -67,6 +67,21 @@ pub struct Context {
     cache: KvCache,
     state: ForwardState,
     logits: Vec<f32>,
+}
+
+/// Buffers for decoding several contexts together, one token each per step (continuous
+/// batching): see [`Model::forward_decode`].
+#[derive(Debug)]
+pub struct DecodeBatch {
+    state: ForwardState,
+    logits: Vec<f32>,
+}
+
+impl DecodeBatch {
+    /// Most sequences one step takes.
+    pub fn max_seqs(&self) -> usize {
+        self.state.n_batch()
+    }
 }
 
 impl Context {
@@ -181,6 +196,52 @@ impl Model {
         self.forward_observed(ctx, pool, tokens, which, None)
     }
 
+    /// Buffers for [`Model::forward_decode`] steps of up to `max_seqs` contexts of at most
+    /// `n_ctx` positions each.
+    pub fn new_decode_batch(&self, max_seqs: usize, n_ctx: usize) -> Result<DecodeBatch, ModelError> {
+        if n_ctx == 0 || n_ctx > MAX_CONTEXT {
+            return Err(ModelError::InvalidArgument(format!("context size {n_ctx} must be in 1..={MAX_CONTEXT}")));
+        }
+        if max_seqs == 0 || max_seqs > n_ctx {
+            return Err(ModelError::InvalidArgument(format!(
+                "a decode batch takes 1..={n_ctx} sequences, not {max_seqs}"
+            )));
+        }
+        Ok(DecodeBatch { state: ForwardState::new(&self.config, max_seqs, n_ctx), logits: Vec::new() })
+    }
+
+    /// One generation step for several contexts at once: `tokens[i]` is fed to `ctxs[i]` at its
+    /// next position, and the result holds each context's next-token logits, `[S][V]`. Every
+    /// weight is read once for all of them, which is what makes serving several requests cheaper
+    /// than taking turns. Each context's logits are bit for bit what [`Model::forward`] gives
+    /// for it alone (the products run in row-invariant mode), so batching never changes a
+    /// request's output. Nothing is written unless every context has room.
+    pub fn forward_decode<'b>(
+        &self,
+        batch: &'b mut DecodeBatch,
+        pool: &Pool,
+        ctxs: &mut [&mut Context],
+        tokens: &[u32],
+    ) -> Result<&'b [f32], ModelError> {
+        if ctxs.len() != tokens.len() {
+            return Err(ModelError::InvalidArgument(format!(
+                "{} contexts but {} tokens in a decode step",
+                ctxs.len(),
+                tokens.len()
+            )));
+        }
+        let n = tokens.len();
+        let state = &mut batch.state;
+        state.set_prompt(false);
+        state.set_row_invariant(true);
+        let mut seqs: Vec<SeqSpan> = ctxs.iter_mut().map(|c| SeqSpan { cache: &mut c.cache, n: 1 }).collect();
+        let lora = self.lora.as_ref();
+        llama::forward_batch(&self.config, &self.weights, pool, &mut seqs, state, tokens, None, lora)?;
+        batch.logits.resize(n * self.config.n_vocab, 0.0);
+        llama::output_logits(&self.weights, pool, state, 0, n, &mut batch.logits)?;
+        Ok(&batch.logits)
+    }
+
     /// [`Model::forward`] for prompt tokens: batched products use the prompt kernels for any
     /// number of tokens (see `slm_kernels::Scratch::set_prompt`), so a prompt gives the same
     /// results however it is split into calls (prefix reuse, chunking). Use [`Model::forward`]
@@ -219,6 +280,7 @@ impl Model {
         prompt: bool,
     ) -> Result<&'c [f32], ModelError> {
         ctx.state.set_prompt(prompt);
+        ctx.state.set_row_invariant(false);
         let v = self.config.n_vocab;
         if tokens.is_empty() {
             return Err(ModelError::InvalidArgument("forward needs at least one token".into()));
@@ -241,7 +303,8 @@ impl Model {
         for (i, chunk) in tokens.chunks(n_batch).enumerate() {
             let obs = observer.as_mut().map(|o| &mut **o as &mut dyn ActivationObserver);
             let lora = self.lora.as_ref();
-            llama::forward_batch(&self.config, &self.weights, pool, &mut ctx.cache, &mut ctx.state, chunk, obs, lora)?;
+            let mut seqs = [SeqSpan { cache: &mut ctx.cache, n: chunk.len() }];
+            llama::forward_batch(&self.config, &self.weights, pool, &mut seqs, &mut ctx.state, chunk, obs, lora)?;
             let first = match which {
                 Logits::All => 0,
                 Logits::Last if i + 1 == n_chunks => chunk.len() - 1,

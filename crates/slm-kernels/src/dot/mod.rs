@@ -100,6 +100,13 @@ impl<A> Clone for Tiles<A> {
 }
 impl<A> Copy for Tiles<A> {}
 
+impl<A> Tiles<A> {
+    /// The same kernels without the multi-token tiles (row-invariant mode).
+    pub(crate) fn one_only(self) -> Self {
+        Tiles { one: self.one, four: None, eight: None }
+    }
+}
+
 /// Kernels for a weight type, tagged by the activation format they need.
 #[derive(Clone, Copy)]
 pub(crate) enum Kernel {
@@ -175,7 +182,8 @@ fn avx2_kernel(dtype: GgmlType) -> Option<Kernel> {
     let q8 = |one: DotFn<Q8Block>, four: Dot4Fn<Q8Block>, eight: Dot8Fn<Q8Block>| {
         Kernel::Q8(Tiles { one, four: Some(four), eight: Some(eight) })
     };
-    let q8k_4 = |one: DotFn<Q8KBlock>, four: Dot4Fn<Q8KBlock>| Kernel::Q8K(Tiles { one, four: Some(four), eight: None });
+    let q8k_4 =
+        |one: DotFn<Q8KBlock>, four: Dot4Fn<Q8KBlock>| Kernel::Q8K(Tiles { one, four: Some(four), eight: None });
     let f32_4 = |one: DotFn<f32>, four: Dot4Fn<f32>| Kernel::F32(Tiles { one, four: Some(four), eight: None });
     Some(match dtype {
         Q4_0 => q8(avx2::q4_0_q8, avx2::q4_0_q8_4, avx2::q4_0_q8_8),

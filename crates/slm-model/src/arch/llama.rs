@@ -80,8 +80,7 @@ impl LlamaWeights {
             }
             Some(map) => {
                 let n_stored = map.iter().max().map_or(0, |m| m + 1);
-                let stored =
-                    (0..n_stored).map(|j| load_block(&mut loader, cfg, j)).collect::<Result<Vec<_>, _>>()?;
+                let stored = (0..n_stored).map(|j| load_block(&mut loader, cfg, j)).collect::<Result<Vec<_>, _>>()?;
                 let mut blocks = Vec::with_capacity(map.len());
                 for &j in &map {
                     let b = stored.get(j).ok_or_else(|| {
@@ -153,6 +152,8 @@ fn load_block(loader: &mut TensorLoader, cfg: &ModelConfig, i: usize) -> Result<
 #[derive(Debug)]
 pub struct ForwardState {
     n_batch: usize,
+    /// Longest context these buffers serve (RoPE table and attention scores).
+    n_ctx: usize,
     /// Residual stream `[T][D]`.
     x: Vec<f32>,
     /// Normalised residual `[T][D]`.
@@ -189,12 +190,18 @@ impl ForwardState {
         self.scratch.set_prompt(on);
     }
 
+    /// Row-invariant products (see `slm_kernels::Scratch::set_row_invariant`).
+    pub(crate) fn set_row_invariant(&mut self, on: bool) {
+        self.scratch.set_row_invariant(on);
+    }
+
     /// Buffers for batches of up to `n_batch` tokens in a context of `n_ctx` positions.
     pub fn new(cfg: &ModelConfig, n_batch: usize, n_ctx: usize) -> Self {
         let (d, f, q, kv) = (cfg.d_model, cfg.d_ff, cfg.q_dim(), cfg.kv_dim());
         let (attn_tmp, attn_scores) = AttnSplit::capacity(cfg, n_batch, n_ctx);
         ForwardState {
             n_batch,
+            n_ctx,
             x: vec![0.0; n_batch * d],
             xn: vec![0.0; n_batch * d],
             q: vec![0.0; n_batch * q],
@@ -241,8 +248,20 @@ impl ForwardState {
     }
 }
 
-/// Runs `tokens` (at most `state.n_batch()`, positions `cache.len()..`) through the blocks and
-/// leaves the final normalised hidden states of the last `n_out` tokens in `state.xn[..n_out*D]`.
+/// One sequence's share of a batch: its KV cache and how many of the batch's tokens are its
+/// (consecutive rows, in the order of the spans).
+pub struct SeqSpan<'a> {
+    /// The sequence's cache; its tokens go to positions `cache.len()..`.
+    pub cache: &'a mut KvCache,
+    /// Tokens of the batch that belong to this sequence.
+    pub n: usize,
+}
+
+/// Runs `tokens` (at most `state.n_batch()`) through the blocks and leaves the final normalised
+/// hidden states in `state.xn[..T*D]`. The rows belong to the sequences of `seqs` in order: one
+/// span for a prompt chunk, one span of one token per sequence for a continuous-batching decode
+/// step. The products read each weight once for all rows; RoPE positions, cache writes and
+/// attention are per sequence. Nothing is written unless every span fits.
 ///
 /// `lora` adds the adapters' updates to every adapted projection (`y = W·x + B·(A·x)`).
 #[allow(clippy::too_many_arguments)]
@@ -250,7 +269,7 @@ pub fn forward_batch(
     cfg: &ModelConfig,
     w: &LlamaWeights,
     pool: &Pool,
-    cache: &mut KvCache,
+    seqs: &mut [SeqSpan],
     state: &mut ForwardState,
     tokens: &[u32],
     mut observer: Option<&mut dyn ActivationObserver>,
@@ -258,12 +277,27 @@ pub fn forward_batch(
 ) -> Result<(), ModelError> {
     let n = tokens.len();
     let (d, q_dim, kv_dim, f) = (cfg.d_model, cfg.q_dim(), cfg.kv_dim(), cfg.d_ff);
-    let pos = cache.len();
-    if pos + n > cache.n_ctx() {
-        return Err(ModelError::ContextFull { n_past: pos, n_new: n, n_ctx: cache.n_ctx() });
-    }
     if n == 0 || n > state.n_batch {
         return Err(ModelError::InvalidArgument(format!("batch of {n} tokens (capacity {})", state.n_batch)));
+    }
+    if seqs.iter().map(|s| s.n).sum::<usize>() != n || seqs.iter().any(|s| s.n == 0) {
+        return Err(ModelError::InvalidArgument(format!("sequence spans do not cover the batch of {n} tokens")));
+    }
+    for s in seqs.iter() {
+        let pos = s.cache.len();
+        if pos + s.n > s.cache.n_ctx() {
+            return Err(ModelError::ContextFull { n_past: pos, n_new: s.n, n_ctx: s.cache.n_ctx() });
+        }
+        if s.cache.n_ctx() > state.n_ctx {
+            return Err(ModelError::InvalidArgument(format!(
+                "a context of {} positions needs buffers for at least that many (these hold {})",
+                s.cache.n_ctx(),
+                state.n_ctx
+            )));
+        }
+    }
+    if let Some(&id) = tokens.iter().find(|&&id| id as usize >= cfg.n_vocab) {
+        return Err(ModelError::TokenOutOfRange { id, n_vocab: cfg.n_vocab });
     }
     let lora = lora.filter(|l| !l.is_empty());
     if let Some(l) = lora {
@@ -277,9 +311,6 @@ pub fn forward_batch(
     // Embedding lookup: x[t] = E[token_t].
     let embd = slm_kernels::QMatrix::new(w.token_embd.dtype, cfg.n_vocab, d, w.token_embd.bytes())?;
     for (t, &id) in tokens.iter().enumerate() {
-        if id as usize >= cfg.n_vocab {
-            return Err(ModelError::TokenOutOfRange { id, n_vocab: cfg.n_vocab });
-        }
         embd.dequantize_row(id as usize, &mut state.x[t * d..(t + 1) * d])?;
     }
 
@@ -299,19 +330,22 @@ pub fn forward_batch(
             l.add(layer, LoraTarget::V, pool, xn, n, &mut s.v, &mut s.lora_tmp);
         }
         let neox = cfg.arch.rope_neox();
-        for t in 0..n {
-            ops::rope_inplace(&mut s.q[t * q_dim..(t + 1) * q_dim], cfg.n_head, cfg.head_dim, pos + t, &s.rope, neox);
-            ops::rope_inplace(
-                &mut s.k[t * kv_dim..(t + 1) * kv_dim],
-                cfg.n_kv_head,
-                cfg.head_dim,
-                pos + t,
-                &s.rope,
-                neox,
-            );
+        let mut row = 0;
+        for seq in seqs.iter_mut() {
+            let (pos, rows) = (seq.cache.len(), row..row + seq.n);
+            for (i, t) in rows.clone().enumerate() {
+                let qt = &mut s.q[t * q_dim..(t + 1) * q_dim];
+                ops::rope_inplace(qt, cfg.n_head, cfg.head_dim, pos + i, &s.rope, neox);
+                let kt = &mut s.k[t * kv_dim..(t + 1) * kv_dim];
+                ops::rope_inplace(kt, cfg.n_kv_head, cfg.head_dim, pos + i, &s.rope, neox);
+            }
+            let kv_rows = rows.start * kv_dim..rows.end * kv_dim;
+            seq.cache.store(layer, pos, &s.k[kv_rows.clone()], &s.v[kv_rows]);
+            let q_rows = rows.start * q_dim..rows.end * q_dim;
+            let (q, out) = (&s.q[q_rows.clone()], &mut s.attn[q_rows]);
+            attention(cfg, pool, seq.cache, layer, pos, seq.n, q, out, &mut s.attn_heads, &mut s.scores);
+            row = rows.end;
         }
-        cache.store(layer, pos, &s.k[..n * kv_dim], &s.v[..n * kv_dim]);
-        attention(cfg, pool, cache, layer, pos, n, &s.q, &mut s.attn, &mut s.attn_heads, &mut s.scores);
         if let Some(o) = observer.as_deref_mut() {
             o.observe(layer, Site::AttnOutIn, &s.attn[..n * q_dim], n);
         }
@@ -342,7 +376,9 @@ pub fn forward_batch(
         }
         ops::add_inplace(&mut s.x[..n * d], &s.proj[..n * d]);
     }
-    cache.advance(n)?;
+    for seq in seqs.iter_mut() {
+        seq.cache.advance(seq.n)?;
+    }
     rms_norm_rows(&state.x[..n * d], &w.output_norm, cfg.rms_eps, &mut state.xn[..n * d]);
     Ok(())
 }
