@@ -1,11 +1,13 @@
 //! [`Engine`]: the model being served with its tokenizer, chat template and thread pool, and the
-//! prompt preparation every request goes through (tokenizing, context-size check).
+//! prompt preparation every request goes through (tokenizing, context-size check), and the
+//! token table for constrained decoding (`response_format`), built once at load.
 
 use crate::error::{ApiError, ServerError};
+use crate::params::GenParams;
 use crate::types::PromptField;
 use slm_kernels::Pool;
 use slm_model::Model;
-use slm_runtime::{encode_chat, ChatMessage, ChatTemplate, Tokenizer};
+use slm_runtime::{encode_chat, ChatMessage, ChatTemplate, Constraint, TokenEnv, Tokenizer};
 use std::sync::Arc;
 
 /// Most contexts one worker keeps (each costs a full KV cache).
@@ -34,6 +36,8 @@ pub struct Engine {
     pub(crate) opts: EngineOptions,
     /// End-of-generation token ids (masked out for `ignore_eos`).
     pub(crate) eog_ids: Vec<u32>,
+    /// The vocabulary as the grammar engine sees it, or why this tokenizer cannot be constrained.
+    pub(crate) token_env: Result<TokenEnv, String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -71,6 +75,9 @@ impl Engine {
         }
         let n_vocab = u32::try_from(model.config().n_vocab).unwrap_or(u32::MAX);
         let eog_ids = (0..n_vocab).filter(|&id| tokenizer.is_eog(id)).collect();
+        // A tokenizer the grammar engine cannot use only disables `response_format`.
+        let token_env =
+            TokenEnv::new(tokenizer.clone(), model.config().n_vocab).map_err(|e| e.to_string());
         Ok(Engine {
             model,
             tokenizer,
@@ -78,7 +85,23 @@ impl Engine {
             pool,
             opts,
             eog_ids,
+            token_env,
         })
+    }
+
+    /// The request's output constraint compiled for this vocabulary (`None`: free text).
+    /// A spec the grammar engine rejects is a 400 on `response_format`.
+    pub fn constraint(&self, params: &GenParams) -> Result<Option<Constraint>, ApiError> {
+        let Some(spec) = &params.constraint else {
+            return Ok(None);
+        };
+        let env = self.token_env.as_ref().map_err(|reason| {
+            ApiError::invalid(
+                "response_format",
+                format!("this model's tokenizer cannot be used for constrained output: {reason}"),
+            )
+        })?;
+        Ok(Some(Constraint::new(env, spec)?))
     }
 
     /// The served model's id.

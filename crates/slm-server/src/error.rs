@@ -190,6 +190,19 @@ impl From<slm_runtime::RuntimeError> for ApiError {
     }
 }
 
+impl From<slm_runtime::ConstraintError> for ApiError {
+    fn from(e: slm_runtime::ConstraintError) -> ApiError {
+        use slm_runtime::ConstraintError as C;
+        match e {
+            // The client's spec: rejected, too big, or too costly to follow step by step.
+            C::InvalidSpec { .. } | C::SpecTooLarge { .. } | C::SpecTooDeep { .. } | C::Step(_) => {
+                ApiError::invalid("response_format", e.to_string())
+            }
+            C::TokenEnv(_) | C::VocabMismatch { .. } => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<slm_model::ModelError> for ApiError {
     fn from(e: slm_model::ModelError) -> ApiError {
         ApiError::Internal(e.to_string())

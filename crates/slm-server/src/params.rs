@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::types::{
     ChatCompletionRequest, CompletionRequest, MessageContent, SamplingFields, StopField,
 };
-use slm_runtime::{ChatMessage, SamplerConfig};
+use slm_runtime::{ChatMessage, ConstraintSpec, SamplerConfig};
 
 /// Size limits on requests (beyond the body size, which the router enforces).
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +52,9 @@ pub struct GenParams {
     pub include_usage: bool,
     /// Never sample end-of-text tokens (generate exactly `max_tokens` unless a stop string hits).
     pub ignore_eos: bool,
+    /// `response_format` json_object / json_schema: the output must match this (checked to
+    /// compile; the engine compiles it for its vocabulary per request).
+    pub constraint: Option<ConstraintSpec>,
 }
 
 fn float_in(field: &str, v: Option<f64>, lo: f64, hi: f64) -> Result<Option<f32>, ApiError> {
@@ -76,15 +79,10 @@ fn common(c: &SamplingFields, limits: &RequestLimits) -> Result<GenParams, ApiEr
             ))
         }
     }
-    if let Some(rf) = &c.response_format {
-        let kind = rf.get("type").and_then(|t| t.as_str()).unwrap_or("");
-        if kind != "text" {
-            return Err(ApiError::invalid(
-                "response_format",
-                format!("response_format type '{kind}' is not supported yet (constrained decoding for json_object/json_schema is a later step); only 'text' is accepted"),
-            ));
-        }
-    }
+    let constraint = match &c.response_format {
+        None => None,
+        Some(rf) => response_format(rf)?,
+    };
     if c.tools
         .as_ref()
         .is_some_and(|t| !t.is_null() && t.as_array().is_none_or(|a| !a.is_empty()))
@@ -180,7 +178,63 @@ fn common(c: &SamplingFields, limits: &RequestLimits) -> Result<GenParams, ApiEr
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
         ignore_eos: c.ignore_eos.unwrap_or(false),
+        constraint,
     })
+}
+
+/// Parses OpenAI's `response_format`: `{"type": "text"}`, `{"type": "json_object"}` or
+/// `{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}` (the schema is always
+/// enforced; `strict` changes nothing). llama.cpp's `{"type": "json_object", "schema": {..}}`
+/// is accepted too. The spec is compiled once here so a bad schema is a 400 naming its field.
+fn response_format(rf: &serde_json::Value) -> Result<Option<ConstraintSpec>, ApiError> {
+    const FIELD: &str = "response_format";
+    let kind = rf.get("type").and_then(|t| t.as_str()).ok_or_else(|| {
+        ApiError::invalid(
+            FIELD,
+            "response_format needs a string 'type': 'text', 'json_object' or 'json_schema'",
+        )
+    })?;
+    let (spec, field) = match kind {
+        "text" => return Ok(None),
+        "json_object" => match rf.get("schema") {
+            Some(schema) => (
+                ConstraintSpec::JsonSchema(schema.clone()),
+                "response_format.schema",
+            ),
+            None => (ConstraintSpec::JsonObject, FIELD),
+        },
+        "json_schema" => {
+            let Some(js) = rf.get("json_schema").filter(|v| v.is_object()) else {
+                return Err(ApiError::invalid(
+                    "response_format.json_schema",
+                    "response_format type 'json_schema' needs a 'json_schema' object: {\"name\": ..., \"schema\": {...}}",
+                ));
+            };
+            if js.get("name").is_some_and(|n| !n.is_string()) {
+                return Err(ApiError::invalid(
+                    "response_format.json_schema.name",
+                    "response_format.json_schema.name must be a string",
+                ));
+            }
+            match js.get("schema") {
+                Some(schema) => (
+                    ConstraintSpec::JsonSchema(schema.clone()),
+                    "response_format.json_schema.schema",
+                ),
+                // OpenAI treats a missing schema as "any JSON object".
+                None => (ConstraintSpec::JsonObject, "response_format.json_schema"),
+            }
+        }
+        other => {
+            return Err(ApiError::invalid(
+                FIELD,
+                format!("response_format type '{other}' is not supported; use 'text', 'json_object' or 'json_schema'"),
+            ))
+        }
+    };
+    spec.validate()
+        .map_err(|e| ApiError::invalid(field, e.to_string()))?;
+    Ok(Some(spec))
 }
 
 /// Validates a chat request: its parameters and its messages (roles, text-only content).
@@ -374,7 +428,7 @@ mod tests {
     fn unsupported_features_are_refused_not_ignored() {
         let msgs = serde_json::json!([{"role": "user", "content": "hi"}]);
         for extra in [
-            serde_json::json!({"response_format": {"type": "json_object"}}),
+            serde_json::json!({"response_format": {"type": "grammar"}}),
             serde_json::json!({"tools": [{"type": "function"}]}),
             serde_json::json!({"top_logprobs": 2}),
             serde_json::json!({"stop": ["a", "b", "c", "d", "e"]}),
