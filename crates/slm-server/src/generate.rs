@@ -10,7 +10,7 @@ use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::params::GenParams;
 use slm_model::{Context, Logits};
-use slm_runtime::{FinishReason, Sampler, StopChecker, StopStatus, TokenDecoder};
+use slm_runtime::{Constraint, FinishReason, Sampler, StopChecker, StopStatus, TokenDecoder};
 use std::time::Instant;
 
 /// One generated token's log-probability and the most likely alternatives (ids resolved to text).
@@ -121,6 +121,7 @@ impl Slot {
             )));
         }
         let (model, tokenizer, pool) = (&engine.model, &engine.tokenizer, &engine.pool);
+        let mut constraint = engine.constraint(params)?;
         // Reuse the cached prefix, but always feed at least one token to get fresh logits.
         let reuse = self
             .history
@@ -171,8 +172,14 @@ impl Slot {
                     }
                 }
             }
+            if let Some(c) = &mut constraint {
+                c.mask_logits(&mut logits)?;
+            }
             let id = sampler.sample(&logits);
             sampler.accept(id);
+            if let Some(c) = &mut constraint {
+                c.accept(id)?;
+            }
             outcome.n_generated += 1;
             outcome.first_token.get_or_insert_with(Instant::now);
             if tokenizer.is_eog(id) {
@@ -192,6 +199,10 @@ impl Slot {
                 if hit {
                     break FinishReason::StopString;
                 }
+            }
+            // A complete constrained answer ends like an end-of-text token.
+            if constraint.as_ref().is_some_and(Constraint::is_finished) {
+                break FinishReason::EndOfText;
             }
             if self.history.len() >= n_ctx {
                 break FinishReason::ContextFull;
