@@ -333,11 +333,12 @@ pub struct ServeArgs {
     /// Prompt batch size: tokens processed per forward pass.
     #[arg(short = 'b', long = "batch", default_value_t = 256)]
     pub batch: usize,
-    /// Requests that may wait while one is generated; more get 503 + Retry-After.
+    /// Requests that may wait while all slots are generating; more get 503 + Retry-After.
     #[arg(long = "queue", default_value_t = 16)]
     pub queue: usize,
-    /// Conversations whose KV cache is kept (each slot costs one context's KV memory; see
-    /// `slm show`): a request continues in the slot sharing its longest prompt prefix.
+    /// Requests generated at once, and conversations whose KV cache is kept (each slot costs one
+    /// context's KV memory; see `slm show`). Requests in flight share every decode step
+    /// (continuous batching); a request continues in the free slot sharing its longest prompt prefix.
     #[arg(long = "slots", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub slots: u16,
     /// Also serve POST /v1/embeddings with this encoder (a bert GGUF or a Hugging Face directory).

@@ -1,7 +1,14 @@
-//! The worker's generation loop: prompt → logits → sample → text, like
-//! `slm_runtime::Session::generate`, plus what a server needs on top: log-probabilities of
-//! the sampled tokens, a cancellation check before every forward step (client gone), and the
-//! prompt fed in batches so that cancelling a long prompt is quick too.
+//! One request's generation, as steps the worker interleaves with other requests' (continuous
+//! batching): feed the prompt chunk by chunk, then per generated token sample → text → decide.
+//! Like `slm_runtime::Session::generate`, plus what a server needs on top: log-probabilities of
+//! the sampled tokens, constrained output (`response_format`), and a cancellation check before
+//! every forward step (client gone).
+//!
+//! ```text
+//!  Generation::start ──► Phase::Prefill ──prefill_step (one n_batch chunk each)──► sample
+//!        ──► Phase::Decode(token) ──worker feeds token (batched)──► after_decode ──► sample ──► …
+//!        ──► Phase::Finished(reason) ──► finish: flush held-back text, hand the slot back
+//! ```
 //!
 //! A [`Slot`] owns one context and remembers which tokens it holds, so a follow-up request that
 //! extends the previous conversation only pays for its new tokens (prefix reuse).
@@ -24,7 +31,7 @@ pub struct TokenLogprob {
     pub top: Vec<(Vec<u8>, f32)>,
 }
 
-/// Where the loop sends its output.
+/// Where a generation sends its output.
 pub trait Output {
     /// Whether the client is gone (checked before every forward step).
     fn cancelled(&self) -> bool;
@@ -86,149 +93,245 @@ impl Slot {
         self.last_used
     }
 
-    /// Runs one request. `max_tokens` is already checked to fit the context with the prompt.
-    pub fn generate(
-        &mut self,
-        engine: &Engine,
-        prompt: &[u32],
-        params: &GenParams,
-        max_tokens: usize,
-        out: &mut dyn Output,
-    ) -> Result<Outcome, ApiError> {
-        self.last_used = Some(Instant::now());
-        let result = self.run(engine, prompt, params, max_tokens, out);
-        if result.is_err() {
-            // The context may be half-written: start from scratch next time.
-            self.ctx.clear();
-            self.history.clear();
-        }
-        result
+    /// Forgets everything (after an error the context may be half-written).
+    fn reset(&mut self) {
+        self.ctx.clear();
+        self.history.clear();
     }
+}
 
-    fn run(
-        &mut self,
+/// What a generation needs next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// More prompt tokens to feed: call [`Generation::prefill_step`].
+    Prefill,
+    /// This token was sampled: feed it (batched with others), then call
+    /// [`Generation::after_decode`] with the logits.
+    Decode(u32),
+    /// Done: call [`Generation::finish`].
+    Finished(FinishReason),
+}
+
+/// One request in flight: its slot, prompt position and sampling state.
+pub struct Generation {
+    slot: Slot,
+    prompt: Vec<u32>,
+    /// Index of the next prompt token to feed.
+    fed: usize,
+    params: GenParams,
+    max_tokens: usize,
+    sampler: Sampler,
+    decoder: TokenDecoder,
+    stop: StopChecker,
+    constraint: Option<Constraint>,
+    pending_lp: Vec<TokenLogprob>,
+    logits: Vec<f32>,
+    outcome: Outcome,
+    phase: Phase,
+}
+
+impl Generation {
+    /// Starts a request in `slot`, reusing the cached prefix it shares with `prompt` (at least
+    /// one prompt token is always fed, for fresh logits). `max_tokens` is already checked to fit
+    /// the context with the prompt. On error the slot comes back with the error.
+    pub fn start(
+        mut slot: Slot,
         engine: &Engine,
-        prompt: &[u32],
-        params: &GenParams,
+        prompt: Vec<u32>,
+        params: GenParams,
         max_tokens: usize,
-        out: &mut dyn Output,
-    ) -> Result<Outcome, ApiError> {
-        let n_ctx = self.ctx.n_ctx();
+    ) -> Result<Generation, (Slot, ApiError)> {
+        let n_ctx = slot.ctx.n_ctx();
         if prompt.is_empty() || prompt.len() >= n_ctx {
-            return Err(ApiError::bad_request(format!(
+            let msg = format!(
                 "the prompt has {} tokens; the context holds {n_ctx}",
                 prompt.len()
-            )));
+            );
+            return Err((slot, ApiError::bad_request(msg)));
         }
-        let (model, tokenizer, pool) = (&engine.model, &engine.tokenizer, &engine.pool);
-        let mut constraint = engine.constraint(params)?;
-        // Reuse the cached prefix, but always feed at least one token to get fresh logits.
-        let reuse = self
-            .history
-            .iter()
-            .zip(prompt)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(prompt.len() - 1);
-        self.ctx.truncate(reuse);
-        self.history.truncate(reuse);
-        let mut outcome = Outcome {
-            n_prompt: prompt.len(),
-            n_reused: reuse,
-            n_generated: 0,
-            finish: FinishReason::Cancelled,
-            first_token: None,
+        let constraint = match engine.constraint(&params) {
+            Ok(c) => c,
+            Err(e) => return Err((slot, e)),
         };
+        let sampler = match Sampler::new(params.sampler.clone()) {
+            Ok(s) => s,
+            Err(e) => return Err((slot, e.into())),
+        };
+        slot.last_used = Some(Instant::now());
+        let reuse = slot.shared_prefix(&prompt).min(prompt.len() - 1);
+        slot.ctx.truncate(reuse);
+        slot.history.truncate(reuse);
+        let stop = StopChecker::new(params.stop.clone());
+        Ok(Generation {
+            slot,
+            fed: reuse,
+            max_tokens,
+            sampler,
+            decoder: TokenDecoder::new(true),
+            stop,
+            constraint,
+            pending_lp: Vec::new(),
+            logits: Vec::new(),
+            outcome: Outcome {
+                n_prompt: prompt.len(),
+                n_reused: reuse,
+                n_generated: 0,
+                finish: FinishReason::Cancelled,
+                first_token: None,
+            },
+            prompt,
+            params,
+            phase: Phase::Prefill,
+        })
+    }
 
-        let mut logits = Vec::new();
-        for chunk in prompt
-            .get(reuse..)
-            .unwrap_or_default()
-            .chunks(engine.opts.n_batch.max(1))
+    /// What the generation needs next.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The context a [`Phase::Decode`] token is fed to.
+    pub fn context(&mut self) -> &mut Context {
+        &mut self.slot.ctx
+    }
+
+    /// Feeds the next chunk of the prompt (`n_batch` tokens); after the last one, samples the
+    /// first answer token.
+    pub fn prefill_step(&mut self, engine: &Engine, out: &mut dyn Output) -> Result<(), ApiError> {
+        if out.cancelled() {
+            self.phase = Phase::Finished(FinishReason::Cancelled);
+            return Ok(());
+        }
+        let end = (self.fed + engine.opts.n_batch.max(1)).min(self.prompt.len());
+        let chunk = self.prompt.get(self.fed..end).unwrap_or_default();
+        let logits =
+            engine
+                .model
+                .forward_prompt(&mut self.slot.ctx, &engine.pool, chunk, Logits::Last)?;
+        self.slot.history.extend_from_slice(chunk);
+        self.fed = end;
+        if self.fed == self.prompt.len() {
+            self.logits.clear();
+            self.logits.extend_from_slice(logits);
+            for &t in &self.prompt {
+                self.sampler.accept(t);
+            }
+            self.phase = self.sample(engine, out)?;
+        }
+        Ok(())
+    }
+
+    /// The [`Phase::Decode`] token was fed to [`Generation::context`] and gave `logits`:
+    /// record it and sample the next one.
+    pub fn after_decode(
+        &mut self,
+        engine: &Engine,
+        logits: &[f32],
+        out: &mut dyn Output,
+    ) -> Result<(), ApiError> {
+        if let Phase::Decode(id) = self.phase {
+            self.slot.history.push(id);
+        }
+        self.logits.clear();
+        self.logits.extend_from_slice(logits);
+        self.phase = self.sample(engine, out)?;
+        Ok(())
+    }
+
+    /// Samples from `self.logits`, sends any finished text, and says what comes next.
+    fn sample(&mut self, engine: &Engine, out: &mut dyn Output) -> Result<Phase, ApiError> {
+        if self.outcome.n_generated >= self.max_tokens {
+            return Ok(Phase::Finished(FinishReason::MaxTokens));
+        }
+        let logits = &mut self.logits;
+        if self.params.ignore_eos {
+            for &eog in &engine.eog_ids {
+                if let Some(l) = logits.get_mut(eog as usize) {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
+        }
+        if let Some(c) = &mut self.constraint {
+            c.mask_logits(logits)?;
+        }
+        let id = self.sampler.sample(logits);
+        self.sampler.accept(id);
+        self.outcome.n_generated += 1;
+        self.outcome.first_token.get_or_insert_with(Instant::now);
+        if let Some(c) = &mut self.constraint {
+            c.accept(id)?;
+        }
+        let tokenizer = &engine.tokenizer;
+        if tokenizer.is_eog(id) {
+            return Ok(Phase::Finished(FinishReason::EndOfText));
+        }
+        if let Some(k) = self.params.logprobs {
+            self.pending_lp.push(token_logprob(engine, logits, id, k));
+        }
+        if let Some(piece) = self.decoder.push(tokenizer, id) {
+            let (text, hit) = match self.stop.push(&piece) {
+                StopStatus::Continue { emit } => (emit, false),
+                StopStatus::Stopped { emit, .. } => (emit, true),
+            };
+            if !text.is_empty() && !out.emit(text, std::mem::take(&mut self.pending_lp)) {
+                return Ok(Phase::Finished(FinishReason::Cancelled));
+            }
+            if hit {
+                return Ok(Phase::Finished(FinishReason::StopString));
+            }
+        }
+        // A complete constrained answer ends like an end-of-text token.
+        if self
+            .constraint
+            .as_ref()
+            .is_some_and(Constraint::is_finished)
         {
-            if out.cancelled() {
-                return Ok(outcome);
-            }
-            logits.clear();
-            logits.extend_from_slice(model.forward_prompt(&mut self.ctx, pool, chunk, Logits::Last)?);
-            self.history.extend_from_slice(chunk);
+            return Ok(Phase::Finished(FinishReason::EndOfText));
         }
+        if self.slot.history.len() >= self.slot.ctx.n_ctx() {
+            return Ok(Phase::Finished(FinishReason::ContextFull));
+        }
+        if out.cancelled() {
+            return Ok(Phase::Finished(FinishReason::Cancelled));
+        }
+        Ok(Phase::Decode(id))
+    }
 
-        let mut sampler = Sampler::new(params.sampler.clone())?;
-        for &t in prompt {
-            sampler.accept(t);
-        }
-        let mut decoder = TokenDecoder::new(true);
-        let mut stop = StopChecker::new(params.stop.clone());
-        let mut pending_lp = Vec::new();
-        let finish = loop {
-            if outcome.n_generated >= max_tokens {
-                break FinishReason::MaxTokens;
-            }
-            if params.ignore_eos {
-                for &eog in &engine.eog_ids {
-                    if let Some(l) = logits.get_mut(eog as usize) {
-                        *l = f32::NEG_INFINITY;
-                    }
-                }
-            }
-            if let Some(c) = &mut constraint {
-                c.mask_logits(&mut logits)?;
-            }
-            let id = sampler.sample(&logits);
-            sampler.accept(id);
-            if let Some(c) = &mut constraint {
-                c.accept(id)?;
-            }
-            outcome.n_generated += 1;
-            outcome.first_token.get_or_insert_with(Instant::now);
-            if tokenizer.is_eog(id) {
-                break FinishReason::EndOfText;
-            }
-            if let Some(k) = params.logprobs {
-                pending_lp.push(token_logprob(engine, &logits, id, k));
-            }
-            if let Some(piece) = decoder.push(tokenizer, id) {
-                let (text, hit) = match stop.push(&piece) {
-                    StopStatus::Continue { emit } => (emit, false),
-                    StopStatus::Stopped { emit, .. } => (emit, true),
-                };
-                if !text.is_empty() && !out.emit(text, std::mem::take(&mut pending_lp)) {
-                    break FinishReason::Cancelled;
-                }
-                if hit {
-                    break FinishReason::StopString;
-                }
-            }
-            // A complete constrained answer ends like an end-of-text token.
-            if constraint.as_ref().is_some_and(Constraint::is_finished) {
-                break FinishReason::EndOfText;
-            }
-            if self.history.len() >= n_ctx {
-                break FinishReason::ContextFull;
-            }
-            if out.cancelled() {
-                break FinishReason::Cancelled;
-            }
-            logits.copy_from_slice(model.forward(&mut self.ctx, pool, &[id], Logits::Last)?);
-            self.history.push(id);
+    /// Ends the generation: sends text held back (an incomplete character or a possible
+    /// stop-string prefix), which is real output unless the request was cancelled or stopped,
+    /// and hands the slot back with the counts.
+    pub fn finish(mut self, out: &mut dyn Output) -> (Slot, Outcome) {
+        let finish = match self.phase {
+            Phase::Finished(f) => f,
+            _ => FinishReason::Cancelled,
         };
         if matches!(
             finish,
             FinishReason::MaxTokens | FinishReason::ContextFull | FinishReason::EndOfText
         ) {
-            // Text held back (an incomplete character or a possible stop-string prefix) is real output.
-            let tail = decoder.flush().unwrap_or_default();
-            let mut text = match stop.push(&tail) {
+            let tail = self.decoder.flush().unwrap_or_default();
+            let mut text = match self.stop.push(&tail) {
                 StopStatus::Continue { emit } | StopStatus::Stopped { emit, .. } => emit,
             };
-            text.push_str(&stop.flush());
-            if !text.is_empty() || !pending_lp.is_empty() {
-                out.emit(text, pending_lp);
+            text.push_str(&self.stop.flush());
+            if !text.is_empty() || !self.pending_lp.is_empty() {
+                out.emit(text, std::mem::take(&mut self.pending_lp));
             }
         }
-        outcome.finish = finish;
-        Ok(outcome)
+        self.outcome.finish = finish;
+        (self.slot, self.outcome)
+    }
+
+    /// Ends the generation after an error: the slot's context may be half-written, so it is
+    /// reset before it is handed back.
+    pub fn fail(mut self) -> Slot {
+        self.slot.reset();
+        self.slot
+    }
+
+    /// Marks the generation cancelled (client gone) before its next step.
+    pub fn cancel(&mut self) {
+        self.phase = Phase::Finished(FinishReason::Cancelled);
     }
 }
 

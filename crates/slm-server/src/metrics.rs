@@ -69,6 +69,10 @@ pub struct Metrics {
     pub queue_depth: AtomicUsize,
     /// Requests being generated right now.
     pub active: AtomicUsize,
+    /// Decode steps run (each feeds one token of every request in the batch).
+    pub decode_steps: AtomicU64,
+    /// Tokens fed by decode steps; divided by the steps, the mean batch size.
+    pub decode_tokens: AtomicU64,
     /// Enqueue → last token.
     pub request_latency: Histogram,
     /// Enqueue → first token.
@@ -117,6 +121,16 @@ impl Metrics {
                 "slm_requests_cancelled_total",
                 "Generations stopped because the client disconnected.",
                 self.cancelled.load(Relaxed),
+            ),
+            (
+                "slm_decode_steps_total",
+                "Batched decode steps (one token for every request generating).",
+                self.decode_steps.load(Relaxed),
+            ),
+            (
+                "slm_decode_tokens_total",
+                "Tokens fed by decode steps (over slm_decode_steps_total: the mean batch size).",
+                self.decode_tokens.load(Relaxed),
             ),
         ];
         for (name, help, v) in counters {

@@ -101,7 +101,12 @@ fn full_queue_answers_503_with_retry_after() {
 
 #[test]
 fn concurrent_clients_each_get_their_own_answer() {
-    let Some(t) = start(Opts::default()) else {
+    // Four slots: the four requests are generated together (continuous batching), and each
+    // must still get exactly its sequential greedy answer.
+    let Some(t) = start(Opts {
+        slots: 4,
+        ..Opts::default()
+    }) else {
         return;
     };
     let questions = [
@@ -119,6 +124,10 @@ fn concurrent_clients_each_get_their_own_answer() {
                 .to_string()
         })
         .collect();
+    let (steps0, tokens0) = (
+        metric(&t.base, "slm_decode_steps_total"),
+        metric(&t.base, "slm_decode_tokens_total"),
+    );
     let base = t.base.clone();
     let handles: Vec<_> = questions
         .iter()
@@ -151,6 +160,14 @@ fn concurrent_clients_each_get_their_own_answer() {
             questions[i]
         );
     }
+    // The requests really shared decode steps.
+    let steps = metric(&t.base, "slm_decode_steps_total") - steps0;
+    let tokens = metric(&t.base, "slm_decode_tokens_total") - tokens0;
+    assert!(
+        tokens > 1.3 * steps,
+        "mean decode batch {:.2} ({tokens} tokens in {steps} steps)",
+        tokens / steps
+    );
 }
 
 #[test]
@@ -267,6 +284,7 @@ fn hostile_bytes_do_not_crash_the_server() {
 fn mixed_load_has_no_crashes_and_no_crossed_answers() {
     let Some(t) = start(Opts {
         queue: 32,
+        slots: 3,
         ..Opts::default()
     }) else {
         return;
