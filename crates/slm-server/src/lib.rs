@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  HTTP ──► routes (auth, body limit, validation: params) ──► Engine::encode_* (tokens, context check)
-//!        ──► Queue (bounded; 503 + Retry-After when full) ──► worker thread (Slot: KV cache + prefix reuse)
+//!        ──► Queue (bounded; 503 + Retry-After when full) ──► worker thread (slots: KV cache + prefix reuse; batched decode)
 //!        ──► Event channel ──► respond (one JSON body, or SSE chunks ending in `data: [DONE]`)
 //! ```
 //!
@@ -27,9 +27,13 @@
 //! `context_length_exceeded`, never truncated.
 //!
 //! # Concurrency
-//! One worker owns the model context and serves one request at a time (continuous batching is a
-//! later step); the others wait in the bounded queue. A client that disconnects cancels its
-//! generation before the next forward step. Shutdown stops accepting, finishes the requests in
+//! One worker thread owns the model's slots (contexts, `slm serve --slots N`) and generates up to
+//! one request per slot at once with continuous batching: every turn it admits queued requests
+//! into free slots, feeds one prompt chunk of each request still reading its prompt, and runs one
+//! decode step for all the others together, so the weights are read once per step for all of
+//! them; each request's tokens are exactly those it would get alone. Further requests wait in
+//! the bounded queue. A client that disconnects cancels its generation before the next forward
+//! step. Shutdown stops accepting, finishes the requests in
 //! flight, then stops the worker. The binary glue is `slm serve` in slm-cli.
 #![deny(missing_docs)]
 
