@@ -447,4 +447,79 @@ mod tests {
         assert!(chat_req(image).is_err());
         assert!(chat_req(serde_json::json!({"messages": []})).is_err());
     }
+
+    #[test]
+    fn response_format_becomes_a_constraint() {
+        let msgs = serde_json::json!([{"role": "user", "content": "hi"}]);
+        let with = |rf: serde_json::Value| {
+            chat_req(serde_json::json!({"messages": msgs, "response_format": rf}))
+                .map(|(p, _)| p.constraint)
+        };
+        let schema = serde_json::json!({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]});
+        assert_eq!(with(serde_json::json!({"type": "text"})).unwrap(), None);
+        assert_eq!(
+            with(serde_json::json!({"type": "json_object"})).unwrap(),
+            Some(ConstraintSpec::JsonObject)
+        );
+        assert_eq!(
+            with(serde_json::json!({"type": "json_schema",
+                "json_schema": {"name": "n", "schema": schema, "strict": true}}))
+            .unwrap(),
+            Some(ConstraintSpec::JsonSchema(schema.clone()))
+        );
+        // llama.cpp's variant: a schema inside json_object.
+        assert_eq!(
+            with(serde_json::json!({"type": "json_object", "schema": schema})).unwrap(),
+            Some(ConstraintSpec::JsonSchema(schema))
+        );
+        // No schema: any JSON object, as OpenAI does.
+        assert_eq!(
+            with(serde_json::json!({"type": "json_schema", "json_schema": {"name": "n"}})).unwrap(),
+            Some(ConstraintSpec::JsonObject)
+        );
+    }
+
+    #[test]
+    fn bad_response_formats_name_their_field() {
+        let msgs = serde_json::json!([{"role": "user", "content": "hi"}]);
+        let mut deep = serde_json::json!({"type": "integer"});
+        for _ in 0..40 {
+            deep = serde_json::json!({"type": "array", "items": deep});
+        }
+        for (rf, field) in [
+            (serde_json::json!({"type": "grammar"}), "response_format"),
+            (
+                serde_json::json!({"kind": "json_object"}),
+                "response_format",
+            ),
+            (
+                serde_json::json!({"type": "json_schema"}),
+                "response_format.json_schema",
+            ),
+            (
+                serde_json::json!({"type": "json_schema", "json_schema": {"name": 3, "schema": {}}}),
+                "response_format.json_schema.name",
+            ),
+            (
+                serde_json::json!({"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "no-such-type"}}}),
+                "response_format.json_schema.schema",
+            ),
+            (
+                serde_json::json!({"type": "json_schema", "json_schema": {"name": "n", "schema": [1]}}),
+                "response_format.json_schema.schema",
+            ),
+            (
+                serde_json::json!({"type": "json_schema", "json_schema": {"name": "n", "schema": deep}}),
+                "response_format.json_schema.schema",
+            ),
+            (
+                serde_json::json!({"type": "json_object", "schema": {"type": "string", "pattern": "("}}),
+                "response_format.schema",
+            ),
+        ] {
+            let err = chat_req(serde_json::json!({"messages": msgs, "response_format": rf}))
+                .expect_err(&format!("{rf} must be rejected"));
+            assert_eq!(param_of(err).as_deref(), Some(field), "{rf}");
+        }
+    }
 }

@@ -396,8 +396,12 @@ fn client_errors_are_openai_shaped_4xx() {
             "presence_penalty",
         ),
         (
-            json!({"messages": msg, "response_format": {"type": "json_object"}}),
+            json!({"messages": msg, "response_format": {"type": "grammar"}}),
             "response_format",
+        ),
+        (
+            json!({"messages": msg, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "no-such-type"}}}}),
+            "response_format.json_schema.schema",
         ),
         (
             json!({"messages": msg, "stop": ["a", "b", "c", "d", "e"]}),

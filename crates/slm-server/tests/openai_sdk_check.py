@@ -95,6 +95,57 @@ a = client.chat.completions.create(**kw).choices[0].message.content
 b = client.chat.completions.create(**kw).choices[0].message.content
 check(a == b, f"same seed, different text: {a!r} vs {b!r}")
 
+# Constrained output (response_format): the answer parses and matches the schema.
+person = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+ask = [{"role": "user", "content": "Invent a person. Answer in JSON with their name and age."}]
+schema_format = {"type": "json_schema", "json_schema": {"name": "person", "schema": person, "strict": True}}
+for temperature in (0, 1.0):
+    r = client.chat.completions.create(
+        model=model, messages=ask, max_tokens=200, temperature=temperature, seed=7, response_format=schema_format
+    )
+    check(r.choices[0].finish_reason == "stop", f"finish {r.choices[0].finish_reason}: {r.choices[0].message.content!r}")
+    obj = json.loads(r.choices[0].message.content)
+    check(set(obj) == {"name", "age"}, f"keys of {obj}")
+    check(isinstance(obj["name"], str) and isinstance(obj["age"], int), f"types of {obj}")
+greedy = client.chat.completions.create(
+    model=model, messages=ask, max_tokens=200, temperature=0, response_format=schema_format
+).choices[0].message.content
+streamed = "".join(
+    c.choices[0].delta.content or ""
+    for c in client.chat.completions.create(
+        model=model, messages=ask, max_tokens=200, temperature=0, response_format=schema_format, stream=True
+    )
+    if c.choices
+)
+check(streamed == greedy, f"streamed {streamed!r} != {greedy!r}")
+# The SDK's own structured-output helper (schema built from a pydantic model, answer parsed by it).
+try:
+    import pydantic
+
+    class Person(pydantic.BaseModel):
+        name: str
+        age: int
+
+    parsed = client.chat.completions.parse(model=model, messages=ask, max_tokens=200, temperature=0, response_format=Person)
+    p = parsed.choices[0].message.parsed
+    check(isinstance(p, Person) and isinstance(p.age, int), f"parsed {p!r}")
+except ImportError:
+    pass
+r = client.chat.completions.create(
+    model=model, messages=ask, max_tokens=200, temperature=0, response_format={"type": "json_object"}
+)
+check(isinstance(json.loads(r.choices[0].message.content), dict), f"json_object: {r.choices[0].message.content!r}")
+check(r.choices[0].finish_reason == "stop", f"json_object finish {r.choices[0].finish_reason}")
+# Out of tokens mid-JSON: the text is cut and says so, as with OpenAI.
+r = client.chat.completions.create(model=model, messages=ask, max_tokens=3, temperature=0, response_format=schema_format)
+check(r.choices[0].finish_reason == "length", f"cut finish {r.choices[0].finish_reason}")
+check(r.usage.completion_tokens == 3, f"cut usage {r.usage}")
+
 # Errors arrive as the SDK's typed exceptions.
 try:
     client.chat.completions.create(model=model, messages=[{"role": "user", "content": "word " * 2000}], max_tokens=4)
@@ -113,10 +164,14 @@ try:
 except openai.BadRequestError as e:
     check("temperature" in e.message, e.message)
 try:
-    client.chat.completions.create(model=model, messages=messages, response_format={"type": "json_object"})
-    check(False, "json_object is not supported yet and must say so")
+    client.chat.completions.create(
+        model=model,
+        messages=messages,
+        response_format={"type": "json_schema", "json_schema": {"name": "bad", "schema": {"type": "no-such-type"}}},
+    )
+    check(False, "an invalid JSON schema must fail")
 except openai.BadRequestError as e:
-    check("response_format" in e.message, e.message)
+    check(e.param == "response_format.json_schema.schema", f"param {e.param}")
 wrong = OpenAI(base_url=base_url + "/v1", api_key="wrong-key", max_retries=0)
 try:
     wrong.chat.completions.create(model=model, messages=messages, max_tokens=2)
@@ -129,4 +184,4 @@ try:
 except openai.NotFoundError as e:
     check(e.status_code == 404, str(e))
 
-print(json.dumps({"ok": True, "checks": checks, "openai": openai.__version__}))
+print(json.dumps({"ok": True, "checks": checks, "openai": openai.__version__, "json_schema_answer": greedy}))
