@@ -20,6 +20,8 @@ mod error;
 mod spec;
 
 #[cfg(test)]
+mod cost;
+#[cfg(test)]
 mod tests;
 
 pub use env::TokenEnv;
