@@ -21,10 +21,22 @@
 //! `logprobs`/`top_logprobs` (chat, up to 20) or `logprobs` (completions, up to 5),
 //! `stream_options.include_usage`, `n` = 1, and llama.cpp's `ignore_eos`. Unset sampling fields
 //! take slm's defaults (llama.cpp's: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05).
-//! Refused with a 400 rather than ignored: `n` > 1, `tools`, `echo`, `suffix`, `best_of` > 1,
-//! and `response_format` other than `text` (json_object/json_schema need constrained decoding,
-//! a later step). A prompt that does not fit the context (with `max_tokens`) is a 400
+//! Refused with a 400 rather than ignored: `n` > 1, `tools`, `echo`, `suffix`, `best_of` > 1.
+//! A prompt that does not fit the context (with `max_tokens`) is a 400
 //! `context_length_exceeded`, never truncated.
+//!
+//! # Structured output (`response_format`)
+//! `{"type": "json_object"}` (any JSON object), `{"type": "json_schema", "json_schema": {"name",
+//! "schema", "strict"}}` (JSON valid under the schema; always enforced), llama.cpp's
+//! `{"type": "json_object", "schema": {..}}`, or `{"type": "text"}`. Constrained decoding
+//! (`slm_runtime::constrain`, on the `llguidance` grammar engine): before each token is sampled,
+//! every token the grammar does not allow gets probability zero, so the answer parses; end of text
+//! is allowed only where the JSON is complete, and generation stops as soon as it is
+//! (`finish_reason: "stop"`). Layout is compact (`", "` / `": "`, no free whitespace). If
+//! `max_tokens` runs out first the JSON is cut and `finish_reason` is `"length"`, as with OpenAI.
+//! A schema that is invalid, unsupported, larger than 64 KiB or nested deeper than 32 levels is a
+//! 400 naming the field (`response_format.json_schema.schema`). Log-probabilities are those of
+//! the masked distribution.
 //!
 //! # Concurrency
 //! One worker thread owns the model's slots (contexts, `slm serve --slots N`) and generates up to

@@ -304,3 +304,36 @@ fn logits_of_the_wrong_length_are_refused() {
     c.mask_logits(&mut logits).unwrap();
     assert!(logits[tok.vocab_size()..].iter().all(|l| *l == f32::NEG_INFINITY));
 }
+
+#[test]
+fn spec_limits_at_their_boundaries() {
+    // Depth: `n` array wrappers around `{"type": "integer"}` nest `n + 1` levels.
+    let nested = |n: usize| {
+        let mut s = json!({"type": "integer"});
+        for _ in 0..n {
+            s = json!({"type": "array", "items": s});
+        }
+        ConstraintSpec::JsonSchema(s)
+    };
+    nested(MAX_SCHEMA_DEPTH - 1).validate().unwrap();
+    assert!(matches!(
+        nested(MAX_SCHEMA_DEPTH).validate(),
+        Err(ConstraintError::SpecTooDeep { depth, max: MAX_SCHEMA_DEPTH }) if depth == MAX_SCHEMA_DEPTH + 1
+    ));
+    // Size: a description padded to exactly MAX_SPEC_BYTES serialized bytes, then one more.
+    let sized = |n: usize| {
+        let base = serde_json::to_vec(&json!({"type": "string", "description": ""}))
+            .unwrap()
+            .len();
+        ConstraintSpec::JsonSchema(json!({"type": "string", "description": "d".repeat(n - base)}))
+    };
+    sized(MAX_SPEC_BYTES).validate().unwrap();
+    assert!(matches!(
+        sized(MAX_SPEC_BYTES + 1).validate(),
+        Err(ConstraintError::SpecTooLarge { .. })
+    ));
+    let tok = tiny();
+    let env = TokenEnv::new(tok.clone(), tok.vocab_size()).unwrap();
+    Constraint::new(&env, &sized(MAX_SPEC_BYTES)).unwrap();
+    Constraint::new(&env, &nested(MAX_SCHEMA_DEPTH - 1)).unwrap();
+}
