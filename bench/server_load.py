@@ -644,13 +644,13 @@ def parse_args(argv):
     ap.add_argument("--idle-timeout", type=float, default=15, help="bound on the wait for idle after the load (s)")
     ap.add_argument("--start-timeout", type=float, default=120, help="bound on a server's start (s)")
     ap.add_argument("--slm-only", action="store_true", help="skip llama-server")
-    ap.add_argument("--quick", action="store_true", help="3 clients x 6 requests (+ every malformed case), max_tokens 16, 1 round")
+    ap.add_argument("--quick", action="store_true", help="3 clients x 8 requests (+ every malformed case), max_tokens 24, 1 round")
     ap.add_argument("--peer-strict", action="store_true", help="llama-server findings fail the run too")
     ap.add_argument("--json-out", default=RESULTS)
     args = ap.parse_args(argv)
     if args.quick:
-        args.clients, args.requests, args.max_tokens, args.rounds = 3, 6, 16, 1
-        args.malformed_rate, args.disconnect_rate = 0.25, 0.25
+        args.clients, args.requests, args.max_tokens, args.rounds = 3, 8, 24, 1
+        args.malformed_rate, args.disconnect_rate = 0.2, 0.2
     if min(args.clients, args.requests, args.rounds, args.max_tokens) < 1 or args.max_tokens > args.ctx // 2:
         ap.error("clients, requests, rounds and max-tokens must be >= 1, and max-tokens <= ctx / 2")
     return args
