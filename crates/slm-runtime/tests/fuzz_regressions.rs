@@ -37,22 +37,25 @@ fn valid_tokenizer_json_still_loads() {
     assert_eq!(tok.decode(&ids, false), "hello");
 }
 
-/// fuzz target `chat_template`: minijinja 2.24 indexes out of bounds when an empty string or list
-/// is sliced backwards (`''[::-1]`); a hostile or careless template in a model file must give a
-/// render error, not crash the process.
+/// fuzz target `chat_template`: minijinja 2.24 indexed out of bounds when an empty string or list
+/// was sliced backwards (`''[::-1]`), and `'abc'[0:2:-1]` underflowed; a template in a model file
+/// crashed the process. slm catches an engine panic as a render error; minijinja 3 slices these
+/// like Python (empty results).
 #[test]
-fn template_slicing_an_empty_value_backwards_is_an_error_not_a_panic() {
+fn template_slicing_an_empty_value_backwards_does_not_panic() {
     use slm_runtime::{ChatMessage, ChatTemplate};
     for source in [
         "{{ ''[::-1] }}",
         "{% for m in messages %}{{ m.content[::-1] }}{% endfor %}",
+        "{{ 'abc'[0:2:-1] }}{{ [][::-1]|length == 0 }}",
     ] {
         let template = ChatTemplate::new(source, "<s>", "</s>").expect("compiles");
         let messages = [ChatMessage::new("user", "")];
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| template.render(&messages, true)));
         match result {
+            Ok(Ok(text)) => assert!(text.is_empty() || text == "True", "{source}: {text:?}"),
             Ok(Err(RuntimeError::TemplateRender { reason })) => assert!(reason.contains("template"), "{reason}"),
-            Ok(other) => panic!("{source}: expected a render error, got {other:?}"),
+            Ok(Err(other)) => panic!("{source}: unexpected error {other:?}"),
             Err(_) => panic!("{source}: rendering panicked"),
         }
     }
@@ -84,32 +87,115 @@ fn tokenizer_json_with_a_huge_token_id_is_refused() {
 }
 
 /// fuzz target `chat_template` (timeout): `{{ range(100000) * 1000000 }}` prints a lazy sequence
-/// of 10^11 items in one instruction, which fuel does not interrupt; minijinja went on iterating
-/// after the output limit had failed the write, so rendering never ended. Printing a sequence
-/// longer than `MAX_PRINTED_ITEMS` is now a render error, returned at once.
+/// of 10^11 items in one instruction, which fuel did not interrupt in minijinja 2; it went on
+/// iterating after the output limit had failed the write, so rendering never ended. minijinja 3
+/// refuses to repeat a sequence past 10^8 items, and printing a sequence longer than
+/// `MAX_PRINTED_ITEMS` is a render error, returned at once.
 #[test]
 fn printing_a_huge_repeated_sequence_is_an_error_not_a_hang() {
     use slm_runtime::chat_template::MAX_PRINTED_ITEMS;
     use slm_runtime::{ChatMessage, ChatTemplate};
     let messages = [ChatMessage::new("user", "hi")];
     let t0 = std::time::Instant::now();
-    for source in [
-        "{{ range(100000) * 1000000 }}",
-        "{{ messages * 1000000000 }}",
-        "{% set x = range(100000) * 100 %}{{ x }}",
+    for (source, expected) in [
+        ("{{ range(100000) * 1000000 }}", "too large"),
+        ("{{ messages * 1000000000 }}", "too large"),
+        ("{% set x = range(100000) * 100 %}{{ x }}", &*MAX_PRINTED_ITEMS.to_string()),
     ] {
         let template = ChatTemplate::new(source, "<s>", "</s>").expect("compiles");
         match template.render(&messages, true) {
-            Err(RuntimeError::TemplateRender { reason }) => {
-                assert!(reason.contains(&MAX_PRINTED_ITEMS.to_string()), "{source}: {reason}")
-            }
+            Err(RuntimeError::TemplateRender { reason }) => assert!(reason.contains(expected), "{source}: {reason}"),
             other => panic!("{source}: expected a render error, got {other:?}"),
         }
     }
     assert!(t0.elapsed() < std::time::Duration::from_secs(5), "took {:?}", t0.elapsed());
-    // Sequences up to the limit still print (minijinja's own format).
+    // Sequences up to the limit still print (Python's list format).
     let template = ChatTemplate::new("{{ range(3) * 2 }}|{{ [1, 'a'] }}", "", "").expect("compiles");
-    assert_eq!(template.render(&messages, false).expect("renders"), "[0, 1, 2, 0, 1, 2]|[1, \"a\"]");
+    assert_eq!(template.render(&messages, false).expect("renders"), "[0, 1, 2, 0, 1, 2]|[1, 'a']");
+}
+
+/// Renders each hostile template and checks that it gives the expected result (`Some(text)`, or
+/// a render error for `None`) within `limit`.
+fn assert_bounded(cases: &[(&str, Option<&str>)], limit: std::time::Duration) {
+    use slm_runtime::{ChatMessage, ChatTemplate};
+    let messages = [ChatMessage::new("user", "hi")];
+    for (source, expected) in cases {
+        let template = ChatTemplate::new(source, "<s>", "</s>").expect("compiles");
+        let t0 = std::time::Instant::now();
+        let result = template.render(&messages, true);
+        let took = t0.elapsed();
+        match (expected, &result) {
+            (Some(text), Ok(out)) => assert_eq!(out, text, "{source}"),
+            (None, Err(RuntimeError::TemplateRender { .. })) => {}
+            _ => panic!("{source}: expected {expected:?}, got {result:?}"),
+        }
+        assert!(took < limit, "{source}: took {took:?}");
+    }
+}
+
+/// [`assert_bounded`] for templates that must all fail.
+fn assert_bounded_failures(cases: &[&str], limit: std::time::Duration) {
+    let cases: Vec<(&str, Option<&str>)> = cases.iter().map(|&c| (c, None)).collect();
+    assert_bounded(&cases, limit);
+}
+
+/// fuzz target `chat_template` (timeout, finding 8): minijinja 2 counted fuel per instruction,
+/// but `[] * 1000000000` in a `for` walked 10^9 empty repetitions inside one instruction, so a
+/// few fuel per outer iteration bought unbounded time. minijinja 3 charges fuel for the items and
+/// bytes an instruction visits or creates (and `[] * n` is empty at once). The same class:
+/// strings repeated in a loop (100 MB each), doubled strings, filters over a lazy 10^8-item
+/// sequence, `in` and `sum` over a big list in a loop.
+#[test]
+fn work_inside_one_instruction_is_charged_to_the_fuel() {
+    // Finding 8 itself: `[] * n` is an empty list at once, so this renders nothing, quickly.
+    let finding_8 = "{% for i in range(100000) %}{% for j in [] * 1000000000 %}{% endfor %}{% endfor %}";
+    assert_bounded(&[(finding_8, Some(""))], std::time::Duration::from_secs(10));
+    assert_bounded_failures(
+        &[
+            "{% for i in range(100000) %}{% for j in [[]] * 100000000 %}{% for k in j %}{% endfor %}{% endfor %}{% endfor %}",
+            "{% for i in range(100000) %}{% for j in [1] * 100000000 %}{% endfor %}{% endfor %}",
+            "{% for i in range(100000) %}{% set x = 'a' * 100000000 %}{% endfor %}",
+            "{% for i in range(100000) %}{% set x = 'a' * 10000000 %}{% endfor %}",
+            "{% set ns = namespace(x='a' * 1000000) %}{% for i in range(40) %}{% set ns.x = ns.x ~ ns.x %}{% endfor %}",
+            "{{ ([1] * 100000000)|join }}",
+            "{{ ([1] * 100000000)|list|length }}",
+            "{{ ([1] * 100000000)|sum }}",
+            "{% set x = range(100000)|list %}{% for i in range(100000) %}{% if x|sum %}{% endif %}{% endfor %}",
+            "{% set x = range(100000)|list %}{% for i in range(100000) %}{% if 99999 in x %}{% endif %}{% endfor %}",
+            "{% set x = range(100000)|list %}{% for i in range(100000) %}{% if x|sort %}{% endif %}{% endfor %}",
+        ],
+        std::time::Duration::from_secs(10),
+    );
+}
+
+/// slm's own template methods and `tojson` (chat_template/pycompat.rs, pyjson.rs) charge fuel for
+/// the items they visit and what they allocate, before allocating: found while fixing finding 8.
+#[test]
+fn python_methods_and_tojson_are_charged_before_they_allocate() {
+    assert_bounded_failures(
+        &[
+            // 5*10^7 parts would be ~4 GB of values.
+            "{{ ('a ' * 50000000).split()|length }}",
+            "{{ ('a\n' * 50000000).splitlines()|length }}",
+            // 10^6 insertions of 10^5 bytes: 100 GB.
+            "{{ ('a' * 1000000).replace('', 'b' * 100000)|length }}",
+            "{{ ', '.join([''] * 100000000)|length }}",
+            "{{ 'x'.startswith(['y'] * 100000000) }}",
+            "{{ ([[1]] * 100000000)|tojson|length }}",
+            "{{ [[[1]]]|tojson(indent=1000000000)|length }}",
+            "{% for i in range(100000) %}{% if ('a' * 1000000).strip() %}{% endif %}{% endfor %}",
+        ],
+        std::time::Duration::from_secs(10),
+    );
+    // Ordinary uses still work, and stripping with a long character set is fast (sorted set).
+    use slm_runtime::{ChatMessage, ChatTemplate};
+    let source = "{{ ('ab' * 500000).strip('b' * 100000 ~ 'a')|length }} {{ 'a,b'.split(',') }} {{ '-'.join(['x', 'y']) }} \
+                  {{ 'aXa'.replace('X', 'yy') }} {{ 'ab'.replace('', '.') }} {{ {'k': [1]}|tojson(indent=1) }}";
+    let template = ChatTemplate::new(source, "", "").expect("compiles");
+    let t0 = std::time::Instant::now();
+    let out = template.render(&[ChatMessage::new("user", "hi")], false).expect("renders");
+    assert_eq!(out, "0 ['a', 'b'] x-y ayya .a.b. {\n \"k\": [\n  1\n ]\n}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5), "took {:?}", t0.elapsed());
 }
 
 /// fuzz target `wordpiece_json` (panic in tokenizers 0.22.2, processors/template.rs:563): a

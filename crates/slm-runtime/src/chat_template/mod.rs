@@ -17,7 +17,8 @@ mod strftime;
 use std::io;
 use std::ops::Range;
 
-use minijinja::value::Value;
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::{Serde, Value};
 use minijinja::{context, Environment, Error, ErrorKind};
 use serde::{Deserialize, Serialize};
 
@@ -80,8 +81,12 @@ impl ChatTemplate {
             });
         }
         let mut env = Environment::new();
-        env.set_trim_blocks(true);
-        env.set_lstrip_blocks(true);
+        let syntax = SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .map_err(|e| RuntimeError::TemplateInvalid { reason: describe(&e) })?;
+        env.set_syntax(syntax);
         env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_unknown_method_callback(pycompat::call_method);
         env.set_formatter(bounded_formatter);
@@ -136,9 +141,9 @@ impl ChatTemplate {
             .get_template(TEMPLATE_NAME)
             .map_err(|e| RuntimeError::TemplateInvalid { reason: describe(&e) })?;
         let now = self.now_unix.unwrap_or_else(strftime::unix_now);
-        let extra = Value::from_serialize(extra);
+        let extra = Value::from(Serde(extra));
         let ctx = context! {
-            messages => messages,
+            messages => Value::from(Serde(messages)),
             add_generation_prompt => add_generation_prompt,
             bos_token => &self.bos,
             eos_token => &self.eos,
@@ -263,7 +268,7 @@ impl io::Write for LimitedWriter {
 pub const MAX_PRINTED_ITEMS: usize = 1 << 20;
 
 /// minijinja's default formatter, refusing sequences longer than [`MAX_PRINTED_ITEMS`].
-fn bounded_formatter(out: &mut minijinja::Output, state: &minijinja::State, value: &Value) -> Result<(), Error> {
+fn bounded_formatter(out: &mut minijinja::Output, state: &mut minijinja::State, value: &Value) -> Result<(), Error> {
     if value.as_str().is_none() {
         if let Some(n) = value.len().filter(|&n| n > MAX_PRINTED_ITEMS) {
             return Err(Error::new(

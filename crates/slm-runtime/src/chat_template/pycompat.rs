@@ -3,15 +3,20 @@
 //!
 //! Installed as minijinja's unknown-method callback; anything not listed here stays an
 //! "unknown method" error. Semantics follow CPython (indices count code points).
+//!
+//! Templates are hostile input: minijinja charges fuel for the string a method is called on and
+//! for the value it returns, but not for the work in between, so every method here is linear in
+//! its inputs, charges fuel for items it visits in an argument (which may be a lazy 10^8-item
+//! `[x] * n`), and charges for what it is about to allocate *before* allocating it.
 
 use minijinja::value::{Value, ValueKind};
 use minijinja::{Error, ErrorKind, State};
 
 /// The unknown-method callback.
-pub(crate) fn call_method(state: &State, value: &Value, method: &str, args: &[Value]) -> Result<Value, Error> {
+pub(crate) fn call_method(state: &mut State, value: &Value, method: &str, args: &[Value]) -> Result<Value, Error> {
     match value.kind() {
         ValueKind::String => string_method(state, value.as_str().unwrap_or(""), method, args),
-        ValueKind::Map => map_method(value, method, args),
+        ValueKind::Map => map_method(state, value, method, args),
         _ => Err(unknown(value, method)),
     }
 }
@@ -24,16 +29,33 @@ fn bad_args(method: &str, expected: &str) -> Error {
     Error::new(ErrorKind::InvalidOperation, format!("{method}() expects {expected}"))
 }
 
+/// Fuel for `bytes` bytes about to be allocated (minijinja counts 64 bytes per fuel).
+fn charge_bytes(state: &State, bytes: usize) -> Result<(), Error> {
+    state.consume_fuel(u64::try_from(bytes / 64).unwrap_or(u64::MAX).saturating_add(1))
+}
+
+/// Fuel for `n` list items about to be created or visited (one fuel each: a `Value` plus its
+/// string is ~64 bytes).
+fn charge_items(state: &State, n: usize) -> Result<(), Error> {
+    state.consume_fuel(u64::try_from(n).unwrap_or(u64::MAX).saturating_add(1))
+}
+
 /// Argument `i` as a string, if present and a string.
 fn str_arg(args: &[Value], i: usize) -> Option<&str> {
     args.get(i).and_then(Value::as_str)
 }
 
-fn string_method(state: &State, s: &str, method: &str, args: &[Value]) -> Result<Value, Error> {
+fn string_method(state: &mut State, s: &str, method: &str, args: &[Value]) -> Result<Value, Error> {
+    // A sorted set, so that stripping is O(n log k), not O(n * k) for a long `chars` argument.
     let chars_pred = |set: Option<&str>| {
-        let set = set.map(str::to_owned);
+        let set = set.map(|set| {
+            let mut chars: Vec<char> = set.chars().collect();
+            chars.sort_unstable();
+            chars.dedup();
+            chars
+        });
         move |c: char| match &set {
-            Some(set) => set.contains(c),
+            Some(set) => set.binary_search(&c).is_ok(),
             None => c.is_whitespace(),
         }
     };
@@ -48,10 +70,17 @@ fn string_method(state: &State, s: &str, method: &str, args: &[Value]) -> Result
         "strip" => Value::from(s.trim_matches(chars_pred(none_or_str(0)?))),
         "lstrip" => Value::from(s.trim_start_matches(chars_pred(none_or_str(0)?))),
         "rstrip" => Value::from(s.trim_end_matches(chars_pred(none_or_str(0)?))),
-        "upper" => Value::from(s.to_uppercase()),
-        "lower" => Value::from(s.to_lowercase()),
+        "upper" => {
+            charge_bytes(state, s.len())?;
+            Value::from(s.to_uppercase())
+        }
+        "lower" => {
+            charge_bytes(state, s.len())?;
+            Value::from(s.to_lowercase())
+        }
         "title" => state.apply_filter("title", &[Value::from(s)])?,
         "capitalize" => {
+            charge_bytes(state, s.len())?;
             let mut chars = s.chars();
             let first: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
             Value::from(first + &chars.as_str().to_lowercase())
@@ -61,25 +90,49 @@ fn string_method(state: &State, s: &str, method: &str, args: &[Value]) -> Result
             let test = |p: &str| if method == "startswith" { s.starts_with(p) } else { s.ends_with(p) };
             let hit = match arg.as_str() {
                 Some(p) => test(p),
-                // A tuple/list of alternatives.
-                None => arg.try_iter()?.any(|p| p.as_str().is_some_and(test)),
+                // A tuple/list of alternatives (charged per item: it may be a lazy `[x] * n`).
+                None => {
+                    let mut hit = false;
+                    for p in arg.try_iter()? {
+                        state.consume_fuel(1)?;
+                        if p.as_str().is_some_and(test) {
+                            hit = true;
+                            break;
+                        }
+                    }
+                    hit
+                }
             };
             Value::from(hit)
         }
         "split" | "rsplit" => {
             let sep = none_or_str(0)?;
             let maxsplit = args.get(1).and_then(Value::as_i64).filter(|&n| n >= 0);
+            // Count first (no allocation): `'a ' * 50000000` splits into 5*10^7 values.
+            charge_items(state, count_parts(s, sep, maxsplit))?;
             Value::from(python_split(s, sep, maxsplit, method == "rsplit").map_err(|m| bad_args(method, m))?)
         }
-        "splitlines" => Value::from(s.lines().map(Value::from).collect::<Vec<_>>()),
+        "splitlines" => {
+            charge_items(state, s.lines().count())?;
+            Value::from(s.lines().map(Value::from).collect::<Vec<_>>())
+        }
         "replace" => {
             let (Some(old), Some(new)) = (str_arg(args, 0), str_arg(args, 1)) else {
                 return Err(bad_args(method, "two strings"));
             };
-            match args.get(2).and_then(Value::as_i64).filter(|&n| n >= 0) {
-                Some(n) => Value::from(s.replacen(old, new, usize::try_from(n).unwrap_or(usize::MAX))),
-                None => Value::from(s.replace(old, new)),
-            }
+            let limit = match args.get(2).and_then(Value::as_i64).filter(|&n| n >= 0) {
+                Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+                None => usize::MAX,
+            };
+            // The result's size, charged before it is built: `s.replace('', 'x' * 10**8)` inserts
+            // the new text at every character boundary.
+            let hits = if old.is_empty() { s.chars().count() + 1 } else { s.matches(old).count() }.min(limit);
+            let size = hits
+                .checked_mul(new.len())
+                .and_then(|added| s.len().saturating_sub(hits.saturating_mul(old.len())).checked_add(added))
+                .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "replace(): the result is too large"))?;
+            charge_bytes(state, size)?;
+            Value::from(s.replacen(old, new, limit))
         }
         "find" | "rfind" | "index" => {
             let sub = str_arg(args, 0).ok_or_else(|| bad_args(method, "a string"))?;
@@ -96,16 +149,10 @@ fn string_method(state: &State, s: &str, method: &str, args: &[Value]) -> Result
             let sub = str_arg(args, 0).ok_or_else(|| bad_args(method, "a string"))?;
             Value::from(if sub.is_empty() { s.chars().count() + 1 } else { s.matches(sub).count() })
         }
+        // minijinja's `join` filter charges fuel per item and for the output as it grows.
         "join" => {
             let items = args.first().ok_or_else(|| bad_args(method, "an iterable"))?;
-            let mut out = String::new();
-            for (i, item) in items.try_iter()?.enumerate() {
-                if i > 0 {
-                    out.push_str(s);
-                }
-                out.push_str(&item.to_string());
-            }
-            Value::from(out)
+            state.apply_filter("join", &[items.clone(), Value::from(s)])?
         }
         "isdigit" => Value::from(!s.is_empty() && s.chars().all(|c| c.is_numeric())),
         "isalpha" => Value::from(!s.is_empty() && s.chars().all(char::is_alphabetic)),
@@ -114,6 +161,19 @@ fn string_method(state: &State, s: &str, method: &str, args: &[Value]) -> Result
         "islower" => Value::from(s.chars().any(char::is_alphabetic) && !s.chars().any(char::is_uppercase)),
         _ => return Err(unknown(&Value::from(s), method)),
     })
+}
+
+/// An upper bound of the number of parts [`python_split`] returns, without allocating.
+fn count_parts(s: &str, sep: Option<&str>, maxsplit: Option<i64>) -> usize {
+    let all = match sep {
+        Some("") => 0,
+        Some(sep) => s.matches(sep).count() + 1,
+        None => s.split_whitespace().count(),
+    };
+    match maxsplit.and_then(|n| usize::try_from(n).ok()) {
+        Some(n) => all.min(n.saturating_add(1)),
+        None => all,
+    }
 }
 
 /// Python's `str.split` / `str.rsplit`.
@@ -149,7 +209,10 @@ fn python_split(s: &str, sep: Option<&str>, maxsplit: Option<i64>, from_right: b
     Ok(parts.into_iter().map(Value::from).collect())
 }
 
-fn map_method(value: &Value, method: &str, args: &[Value]) -> Result<Value, Error> {
+fn map_method(state: &State, value: &Value, method: &str, args: &[Value]) -> Result<Value, Error> {
+    if matches!(method, "items" | "keys" | "values") {
+        charge_items(state, value.len().unwrap_or(0))?;
+    }
     Ok(match method {
         "items" => {
             let mut out = Vec::new();
@@ -197,8 +260,8 @@ mod tests {
         assert_eq!(render("{{ 'xxhixx'.strip('x') }} {{ s.upper() }} {{ s.lower() }}", ctx.clone()), "hi   HELLO WORLD     hello world  ");
         assert_eq!(render("{{ s.strip().startswith('Hell') }} {{ s.strip().endswith(('x', 'ld')) }}", ctx.clone()), "True True");
         assert_eq!(render("{{ csv.split(',') }} {{ csv.split(',', 1) }} {{ csv.rsplit(',', 1) }}", ctx.clone()),
-            r#"["a", "b", "", "c"] ["a", "b,,c"] ["a,b,", "c"]"#);
-        assert_eq!(render("{{ s.split() }} {{ ' a  b c '.split(None, 1) }}", ctx.clone()), r#"["Hello", "World"] ["a", "b c "]"#);
+            r#"['a', 'b', '', 'c'] ['a', 'b,,c'] ['a,b,', 'c']"#);
+        assert_eq!(render("{{ s.split() }} {{ ' a  b c '.split(None, 1) }}", ctx.clone()), r#"['Hello', 'World'] ['a', 'b c ']"#);
         assert_eq!(render("{{ 'aXbXc'.replace('X', '-') }} {{ 'aXbXc'.replace('X', '-', 1) }}", ctx.clone()), "a-b-c a-bXc");
         assert_eq!(render("{{ 'héllo'.find('l') }} {{ 'abc'.find('z') }} {{ 'abab'.count('ab') }}", ctx.clone()), "2 -1 2");
         assert_eq!(render("{{ ', '.join(['a', 'b']) }} {{ 'hELLO'.capitalize() }}", ctx), "a, b Hello");
@@ -208,7 +271,7 @@ mod tests {
     fn map_methods() {
         let ctx = minijinja::context! { m => minijinja::context! { a => 1, b => "x" } };
         assert_eq!(render("{% for k, v in m.items() %}{{ k }}={{ v }};{% endfor %}", ctx.clone()), "a=1;b=x;");
-        assert_eq!(render("{{ m.keys() }} {{ m.values() }}", ctx.clone()), r#"["a", "b"] [1, "x"]"#);
+        assert_eq!(render("{{ m.keys() }} {{ m.values() }}", ctx.clone()), r#"['a', 'b'] [1, 'x']"#);
         assert_eq!(render("{{ m.get('a') }} {{ m.get('z') }} {{ m.get('z', 'dflt') }}", ctx), "1 None dflt");
     }
 

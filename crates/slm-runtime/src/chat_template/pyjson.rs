@@ -9,7 +9,7 @@
 use std::io;
 
 use minijinja::value::{Kwargs, Value};
-use minijinja::{Error, ErrorKind};
+use minijinja::{Error, ErrorKind, State};
 use serde::Serialize;
 
 /// Python-style JSON layout for `serde_json`.
@@ -24,7 +24,8 @@ impl PyFormatter {
     fn newline<W: ?Sized + io::Write>(&self, w: &mut W) -> io::Result<()> {
         if let Some(n) = self.indent {
             w.write_all(b"\n")?;
-            for _ in 0..self.level * n {
+            // Saturating: `indent` comes from the template; the writer stops a huge one.
+            for _ in 0..self.level.saturating_mul(n) {
                 w.write_all(b" ")?;
             }
         }
@@ -89,18 +90,49 @@ impl serde_json::ser::Formatter for PyFormatter {
     }
 }
 
-/// Serializes `value` the way Python's `json.dumps(value, ensure_ascii=False, indent=indent)` does.
-pub(crate) fn dumps(value: &impl Serialize, indent: Option<usize>) -> Result<String, serde_json::Error> {
-    let mut out = Vec::new();
+/// A `Vec` writer that fails past `limit` bytes.
+struct Capped {
+    buf: Vec<u8>,
+    limit: usize,
+}
+
+impl io::Write for Capped {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.len().saturating_add(data.len()) > self.limit {
+            return Err(io::Error::other(format!("the JSON text exceeds {} bytes", self.limit)));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Serializes `value` the way Python's `json.dumps(value, ensure_ascii=False, indent=indent)` does,
+/// failing once the text would exceed `limit` bytes.
+pub(crate) fn dumps_capped(value: &impl Serialize, indent: Option<usize>, limit: usize) -> Result<String, serde_json::Error> {
+    let mut out = Capped { buf: Vec::new(), limit };
     let mut ser = serde_json::Serializer::with_formatter(&mut out, PyFormatter { indent, level: 0, has_value: false });
     value.serialize(&mut ser)?;
     // serde_json only writes valid UTF-8.
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    Ok(String::from_utf8_lossy(&out.buf).into_owned())
+}
+
+/// [`dumps_capped`] without a limit.
+#[cfg(test)]
+pub(crate) fn dumps(value: &impl Serialize, indent: Option<usize>) -> Result<String, serde_json::Error> {
+    dumps_capped(value, indent, usize::MAX)
 }
 
 /// The `tojson` filter: `x | tojson`, `x | tojson(indent=2)`, `x | tojson(2)`. Other Python
 /// keyword arguments (`ensure_ascii`, `sort_keys`, `separators`) are accepted and ignored.
-pub(crate) fn tojson_filter(value: &Value, indent: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+///
+/// The text is capped by the fuel left (64 bytes per fuel, as minijinja counts) and by
+/// [`MAX_OUTPUT_BYTES`](super::MAX_OUTPUT_BYTES): the value may be a lazy `[x] * 10**8` or the
+/// indent huge, and minijinja only charges the result once it exists. Every serialized item
+/// writes at least one byte, so the cap bounds the time as well.
+pub(crate) fn tojson_filter(state: &State, value: &Value, indent: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let indent = match indent {
         Some(v) => Some(v),
         None => kwargs.get::<Option<Value>>("indent")?,
@@ -113,7 +145,8 @@ pub(crate) fn tojson_filter(value: &Value, indent: Option<Value>, kwargs: Kwargs
                 .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "tojson: indent must be a non-negative integer"))?,
         ),
     };
-    dumps(value, indent)
+    let fuel_bytes = state.fuel_levels().map_or(usize::MAX, |(_, left)| usize::try_from(left.saturating_mul(64)).unwrap_or(usize::MAX));
+    dumps_capped(value, indent, fuel_bytes.min(super::MAX_OUTPUT_BYTES))
         .map(Value::from_safe_string)
         .map_err(|e| Error::new(ErrorKind::InvalidOperation, "tojson: value cannot be serialized").with_source(e))
 }
@@ -125,10 +158,11 @@ mod tests {
 
     #[test]
     fn compact_matches_python() {
-        let v = json!({"name": "get_weather", "args": [1, "a<b>&'c'", null, true], "empty": {}, "none": []});
+        // Keys in sorted order: serde_json keeps insertion order or sorts, depending on its
+        // `preserve_order` feature (which another dependency may turn on); both agree here.
+        let v = json!({"args": [1, "a<b>&'c'", null, true], "empty": {}, "name": "get_weather", "none": []});
         // Python: json.dumps(v, ensure_ascii=False)
         let expected = r#"{"args": [1, "a<b>&'c'", null, true], "empty": {}, "name": "get_weather", "none": []}"#;
-        // serde_json::Value sorts keys; compare on the same order.
         assert_eq!(dumps(&v, None).unwrap(), expected);
     }
 
