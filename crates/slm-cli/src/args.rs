@@ -247,6 +247,10 @@ pub struct BenchArgs {
     /// Prompt batch size.
     #[arg(short = 'b', long = "batch", default_value_t = 512)]
     pub batch: usize,
+    /// Sequences generated together in the generation test (continuous batching, as `slm serve
+    /// --slots N` does): t/s is then the total over all of them.
+    #[arg(long = "parallel", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
     /// Output format: md (table) or json (llama-bench's JSON keys).
     #[arg(short = 'o', long = "output", default_value = "md", value_parser = ["md", "json"])]
     pub output: String,

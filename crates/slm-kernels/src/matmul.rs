@@ -131,11 +131,13 @@ fn matmul_fused<const N: usize>(
         Job { w: ws[i], out: OutPtr { ptr: out.as_mut_ptr(), len: out.len() }, n_tasks: ws[i].rows.div_ceil(chunk) }
     });
     let isa = if isa.is_available() { isa } else { Isa::Scalar };
+    // Row-invariant mode: only tiles whose per-token arithmetic is the one-token kernel's. The
+    // f32 4-token tiles already are.
     let kernel = match kernel(dtype, isa)? {
         k if !scratch.row_invariant => k,
-        Kernel::Q8(t) => Kernel::Q8(t.one_only()),
-        Kernel::Q8K(t) => Kernel::Q8K(t.one_only()),
-        Kernel::F32(t) => Kernel::F32(t.one_only()),
+        Kernel::Q8(t) => Kernel::Q8(t.row_invariant(crate::dot::exact_four_q8(dtype, isa))),
+        Kernel::Q8K(t) => Kernel::Q8K(t.row_invariant(None)),
+        Kernel::F32(t) => Kernel::F32(t.row_invariant(t.four)),
     };
     match kernel {
         Kernel::Q8(tiles) => {

@@ -132,7 +132,53 @@ unsafe fn unpack_q5_1(p: *const u8) -> (__m256i, f32, f32) {
 
 /// Generates `$one(w, a)` and `$four(w, [a; 4])` for an unsigned legacy format.
 macro_rules! unsigned_kernels {
-    ($one:ident, $four:ident, $eight:ident, $bytes:expr, $unpack:ident, $sum:ident, $dm:ident, $lane:expr, $mmul:expr) => {
+    ($one:ident, $four:ident, $eight:ident, $exact4:ident, $bytes:expr, $unpack:ident, $sum:ident, $dm:ident, $lane:expr, $mmul:expr) => {
+        /// One row · four activation rows, each token computed with exactly the operations of
+        /// the one-token kernel (same accumulators, same order), so its result is bit for bit
+        /// the one-token result; the weights are loaded and unpacked once for the four.
+        /// Requires avx2, fma, f16c.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(super) unsafe fn $exact4(w: &[u8], a: [&[Q8Block]; 4]) -> [f32; 4] {
+            let nb = (w.len() / $bytes).min(a[0].len()).min(a[1].len()).min(a[2].len()).min(a[3].len());
+            let p = w.as_ptr();
+            let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); 4], [_mm256_setzero_ps(); 4]);
+            let mut macc = [_mm_setzero_ps(); 4];
+            let mut i = 0;
+            while i + 2 <= nb {
+                let (p0, p1) = (p.add(i * $bytes), p.add((i + 1) * $bytes));
+                let (dm0, dm1) = ($dm(p0), $dm(p1));
+                let (q0, _, _) = $unpack(p0);
+                let (q1, _, _) = $unpack(p1);
+                for t in 0..4 {
+                    let (b0, b1) = (a[t].get_unchecked(i), a[t].get_unchecked(i + 1));
+                    let s0 = _mm_mul_ps(dm0, _mm_load_ps(&b0.d));
+                    let s1 = _mm_mul_ps(dm1, _mm_load_ps(&b1.d));
+                    acc0[t] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s0), dot_u8i8(q0, load_act(b0)), acc0[t]);
+                    acc1[t] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s1), dot_u8i8(q1, load_act(b1)), acc1[t]);
+                    macc[t] = _mm_add_ps(macc[t], _mm_add_ps(s0, s1));
+                }
+                i += 2;
+            }
+            if i < nb {
+                let p0 = p.add(i * $bytes);
+                let dm0 = $dm(p0);
+                let (q0, _, _) = $unpack(p0);
+                for t in 0..4 {
+                    let b0 = a[t].get_unchecked(i);
+                    let s0 = _mm_mul_ps(dm0, _mm_load_ps(&b0.d));
+                    acc0[t] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s0), dot_u8i8(q0, load_act(b0)), acc0[t]);
+                    macc[t] = _mm_add_ps(macc[t], s0);
+                }
+            }
+            let mut out = [0.0f32; 4];
+            for t in 0..4 {
+                let mut lanes = [0.0f32; 4];
+                _mm_storeu_ps(lanes.as_mut_ptr(), macc[t]);
+                out[t] = hsum(_mm256_add_ps(acc0[t], acc1[t])) + $mmul * lanes[$lane];
+            }
+            out
+        }
+
         /// One row · eight activation rows. Requires avx2, fma, f16c.
         ///
         /// The eight per-token `maddubs` results are reduced with two levels of 16-bit
@@ -234,10 +280,10 @@ macro_rules! unsigned_kernels {
 }
 
 // Q4_1/Q5_1 use ggml's f16-rounded `s`; the Q4_0/Q5_0 offset trick needs the exact `sd`.
-unsigned_kernels!(q4_0_q8, q4_0_q8_4, q4_0_q8_8, 18, unpack_q4_0, sd, dm_d, 2, -8.0);
-unsigned_kernels!(q4_1_q8, q4_1_q8_4, q4_1_q8_8, 20, unpack_q4_1, s, dm_dm, 1, 1.0);
-unsigned_kernels!(q5_0_q8, q5_0_q8_4, q5_0_q8_8, 22, unpack_q5_0, sd, dm_d, 2, -16.0);
-unsigned_kernels!(q5_1_q8, q5_1_q8_4, q5_1_q8_8, 24, unpack_q5_1, s, dm_dm, 1, 1.0);
+unsigned_kernels!(q4_0_q8, q4_0_q8_4, q4_0_q8_8, q4_0_q8_4x, 18, unpack_q4_0, sd, dm_d, 2, -8.0);
+unsigned_kernels!(q4_1_q8, q4_1_q8_4, q4_1_q8_8, q4_1_q8_4x, 20, unpack_q4_1, s, dm_dm, 1, 1.0);
+unsigned_kernels!(q5_0_q8, q5_0_q8_4, q5_0_q8_8, q5_0_q8_4x, 22, unpack_q5_0, sd, dm_d, 2, -16.0);
+unsigned_kernels!(q5_1_q8, q5_1_q8_4, q5_1_q8_8, q5_1_q8_4x, 24, unpack_q5_1, s, dm_dm, 1, 1.0);
 
 /// `sum(x * y)` per 4-byte group for signed bytes (`|x| * sign(y, x)`; x = -128 is fine since
 /// activations are within ±127).
@@ -249,7 +295,43 @@ fn dot_i8i8(x_abs: __m256i, x: __m256i, y: __m256i) -> __m256 {
 
 /// Generates kernels for Q8_0 (`$off` = 2) and Q8_1 (`$off` = 4; its `s` is unused) weights.
 macro_rules! signed_kernels {
-    ($one:ident, $four:ident, $eight:ident, $bytes:expr, $off:expr) => {
+    ($one:ident, $four:ident, $eight:ident, $exact4:ident, $bytes:expr, $off:expr) => {
+        /// One row · four activation rows, each token computed with exactly the operations of
+        /// the one-token kernel (bit for bit its result), the weights loaded once for the four.
+        /// Requires avx2, fma, f16c.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(super) unsafe fn $exact4(w: &[u8], a: [&[Q8Block]; 4]) -> [f32; 4] {
+            let nb = (w.len() / $bytes).min(a[0].len()).min(a[1].len()).min(a[2].len()).min(a[3].len());
+            let p = w.as_ptr();
+            let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); 4], [_mm256_setzero_ps(); 4]);
+            let mut i = 0;
+            while i + 2 <= nb {
+                let (p0, p1) = (p.add(i * $bytes), p.add((i + 1) * $bytes));
+                let x0 = _mm256_loadu_si256(p0.add($off) as *const __m256i);
+                let x1 = _mm256_loadu_si256(p1.add($off) as *const __m256i);
+                let (a0, a1) = (_mm256_sign_epi8(x0, x0), _mm256_sign_epi8(x1, x1));
+                let (d0, _) = f16x2(p0);
+                let (d1, _) = f16x2(p1);
+                for t in 0..4 {
+                    let (b0, b1) = (a[t].get_unchecked(i), a[t].get_unchecked(i + 1));
+                    acc0[t] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * b0.d), dot_i8i8(a0, x0, load_act(b0)), acc0[t]);
+                    acc1[t] = _mm256_fmadd_ps(_mm256_set1_ps(d1 * b1.d), dot_i8i8(a1, x1, load_act(b1)), acc1[t]);
+                }
+                i += 2;
+            }
+            if i < nb {
+                let p0 = p.add(i * $bytes);
+                let x0 = _mm256_loadu_si256(p0.add($off) as *const __m256i);
+                let a0 = _mm256_sign_epi8(x0, x0);
+                let (d0, _) = f16x2(p0);
+                for t in 0..4 {
+                    let b0 = a[t].get_unchecked(i);
+                    acc0[t] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * b0.d), dot_i8i8(a0, x0, load_act(b0)), acc0[t]);
+                }
+            }
+            std::array::from_fn(|t| hsum(_mm256_add_ps(acc0[t], acc1[t])))
+        }
+
         /// One row · eight activation rows. Requires avx2, fma, f16c.
         #[target_feature(enable = "avx2,fma,f16c")]
         pub(super) unsafe fn $eight(w: &[u8], a: [&[Q8Block]; 8], g: &[Group8]) -> [f32; 8] {
@@ -325,8 +407,8 @@ macro_rules! signed_kernels {
     };
 }
 
-signed_kernels!(q8_0_q8, q8_0_q8_4, q8_0_q8_8, 34, 2);
-signed_kernels!(q8_1_q8, q8_1_q8_4, q8_1_q8_8, 36, 4);
+signed_kernels!(q8_0_q8, q8_0_q8_4, q8_0_q8_8, q8_0_q8_4x, 34, 2);
+signed_kernels!(q8_1_q8, q8_1_q8_4, q8_1_q8_8, q8_1_q8_4x, 36, 4);
 
 /// Generates an f32-activation kernel and its 4-token tile: `$load(p, i)` returns 8 weights
 /// starting at element `i`. The tile loads (and converts) each weight vector once for four

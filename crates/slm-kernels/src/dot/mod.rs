@@ -101,10 +101,32 @@ impl<A> Clone for Tiles<A> {
 impl<A> Copy for Tiles<A> {}
 
 impl<A> Tiles<A> {
-    /// The same kernels without the multi-token tiles (row-invariant mode).
-    pub(crate) fn one_only(self) -> Self {
-        Tiles { one: self.one, four: None, eight: None }
+    /// The tiles for row-invariant mode: the one-token kernel, and `exact4` for four tokens (a
+    /// tile that computes each token exactly as `one` does), never the faster 8/4-token tiles
+    /// whose per-token sums are ordered differently.
+    pub(crate) fn row_invariant(self, exact4: Option<Dot4Fn<A>>) -> Self {
+        Tiles { one: self.one, four: exact4, eight: None }
     }
+}
+
+/// The 4-token tile of `dtype` at `isa` whose results are bit for bit those of its one-token
+/// kernel (Q8 activations), if it has one.
+pub(crate) fn exact_four_q8(dtype: GgmlType, isa: Isa) -> Option<Dot4Fn<Q8Block>> {
+    #[cfg(target_arch = "x86_64")]
+    if matches!(isa, Isa::Avx2 | Isa::Avx512Vnni) {
+        use GgmlType::*;
+        return match dtype {
+            Q4_0 => Some(avx2::q4_0_q8_4x),
+            Q4_1 => Some(avx2::q4_1_q8_4x),
+            Q5_0 => Some(avx2::q5_0_q8_4x),
+            Q5_1 => Some(avx2::q5_1_q8_4x),
+            Q8_0 => Some(avx2::q8_0_q8_4x),
+            Q8_1 => Some(avx2::q8_1_q8_4x),
+            _ => None,
+        };
+    }
+    let _ = (dtype, isa);
+    None
 }
 
 /// Kernels for a weight type, tagged by the activation format they need.
