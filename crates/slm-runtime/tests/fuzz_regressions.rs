@@ -168,6 +168,33 @@ fn work_inside_one_instruction_is_charged_to_the_fuel() {
     );
 }
 
+/// Finding 9 (found while fixing finding 8): minijinja 3.1 builds `a + b` of sequences and
+/// `a|chain(b)` as lazy merges, and reusing one merge twice doubles it: 40 instructions stand for
+/// 2^40 parts, which every iteration, `in` or lookup walked inside one instruction (empty parts
+/// pay no fuel), and past 32 levels `+` materialized it item by item (hang, gigabytes). Fixed in
+/// the patched copy third_party/minijinja (SLM-PATCH.md): merges are bounded to 64 parts.
+#[test]
+fn doubling_a_lazy_concatenation_is_bounded() {
+    let limit = std::time::Duration::from_secs(10);
+    let double = |init: &str, op: &str, n: usize, after: &str| {
+        format!("{{% set ns = namespace(x={init}) %}}{{% for i in range({n}) %}}{{% set ns.x = {op} %}}{{% endfor %}}{after}")
+    };
+    let empty_loop = double("[]", "ns.x + ns.x", 30, "{% for i in range(100000) %}{% for j in ns.x %}{% endfor %}{% endfor %}");
+    let empty_in = double("[]", "ns.x + ns.x", 40, "{{ 1 in ns.x }}|{{ ns.x|length }}");
+    assert_bounded(&[(&*empty_loop, Some("")), (&*empty_in, Some("False|0"))], limit);
+    let failing = [
+        double("range(1000)", "ns.x + ns.x", 60, "{{ ns.x|length }}"),
+        double("[1]", "ns.x + ns.x", 60, "{{ ns.x|sum }}"),
+        double("[1]", "ns.x|chain(ns.x)", 60, "{{ ns.x|length }}"),
+        double("{'a': 1}", "ns.x|chain(ns.x)", 60, "{{ ns.x.b }}"),
+    ];
+    assert_bounded_failures(&failing.iter().map(String::as_str).collect::<Vec<_>>(), limit);
+    // Appending in a loop and ordinary concatenation still work.
+    let append = double("[]", "ns.x + [i]", 3000, "{{ ns.x|length }} {{ ns.x|sum }} {{ ns.x[2999] }}");
+    let ordinary = "{{ ([1, 2]|chain([3], 'ab'))|list }} {{ ([] + [1] + [] + [2])|list }} {{ ({'a': 1}|chain({'b': 2})).b }}";
+    assert_bounded(&[(&*append, Some("3000 4498500 2999")), (ordinary, Some("[1, 2, 3, 'a', 'b'] [1, 2] 2"))], limit);
+}
+
 /// slm's own template methods and `tojson` (chat_template/pycompat.rs, pyjson.rs) charge fuel for
 /// the items they visit and what they allocate, before allocating: found while fixing finding 8.
 #[test]
