@@ -145,6 +145,17 @@ pub struct SamplingArgs {
     pub stop: Vec<String>,
 }
 
+/// Constrained output for `slm run` / `slm chat`.
+#[derive(Debug, Args)]
+pub struct ConstrainArgs {
+    /// Answer with one JSON object (constrained decoding: only tokens that keep the JSON valid).
+    #[arg(long = "json", conflicts_with = "json_schema")]
+    pub json: bool,
+    /// Answer with JSON valid under the JSON schema in FILE (constrained decoding).
+    #[arg(long = "json-schema", value_name = "FILE")]
+    pub json_schema: Option<PathBuf>,
+}
+
 /// `slm run`
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -162,6 +173,8 @@ pub struct RunArgs {
     /// Feed the prompt as-is, without the chat template (plain completion).
     #[arg(long = "raw")]
     pub raw: bool,
+    #[command(flatten)]
+    pub constrain: ConstrainArgs,
     /// Print timing statistics to stderr at the end.
     #[arg(long = "verbose", short = 'v')]
     pub verbose: bool,
@@ -179,6 +192,8 @@ pub struct ChatArgs {
     /// System message for the chat template.
     #[arg(long = "system")]
     pub system: Option<String>,
+    #[command(flatten)]
+    pub constrain: ConstrainArgs,
     /// Print timing statistics after each answer.
     #[arg(long = "verbose", short = 'v')]
     pub verbose: bool,

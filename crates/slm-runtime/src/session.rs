@@ -6,6 +6,7 @@
 
 use crate::error::RuntimeError;
 use crate::chat_template::{ChatMessage, ChatTemplate};
+use crate::constrain::Constraint;
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::stop::{StopChecker, StopStatus};
 use crate::tokenizer::{TokenDecoder, Tokenizer};
@@ -167,6 +168,19 @@ impl Session {
         opts: &GenerateOptions,
         sink: &mut dyn TokenSink,
     ) -> Result<GenerationStats, RuntimeError> {
+        self.generate_constrained(prompt, opts, None, sink)
+    }
+
+    /// [`generate`](Self::generate) with the output held to `constraint` (see
+    /// [`crate::constrain`]): disallowed tokens are masked before sampling, and generation ends
+    /// with [`FinishReason::EndOfText`] as soon as the grammar is complete.
+    pub fn generate_constrained(
+        &mut self,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+        mut constraint: Option<&mut Constraint>,
+        sink: &mut dyn TokenSink,
+    ) -> Result<GenerationStats, RuntimeError> {
         let n_ctx = self.ctx.n_ctx();
         if prompt.is_empty() {
             return Err(RuntimeError::InvalidRequest("the prompt is empty".into()));
@@ -201,9 +215,15 @@ impl Session {
             if n_generated >= opts.max_tokens {
                 break FinishReason::MaxTokens;
             }
+            if let Some(c) = constraint.as_deref_mut() {
+                c.mask_logits(&mut logits).map_err(|e| RuntimeError::InvalidRequest(e.to_string()))?;
+            }
             let id = sampler.sample(&logits);
             sampler.accept(id);
             n_generated += 1;
+            if let Some(c) = constraint.as_deref_mut() {
+                c.accept(id).map_err(|e| RuntimeError::InvalidRequest(e.to_string()))?;
+            }
             if self.tokenizer.is_eog(id) {
                 break FinishReason::EndOfText;
             }
@@ -218,6 +238,9 @@ impl Session {
                 if hit {
                     break FinishReason::StopString;
                 }
+            }
+            if constraint.as_deref().is_some_and(Constraint::is_finished) {
+                break FinishReason::EndOfText;
             }
             if self.history.len() >= n_ctx {
                 break FinishReason::ContextFull;

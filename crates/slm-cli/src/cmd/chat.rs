@@ -2,11 +2,12 @@
 //! the chat template each turn; the session reuses the KV cache of the common prefix, so only the
 //! new turn is processed.
 
+use super::run::output_constraint;
 use super::{generate_options, open_session, print_stats};
 use crate::args::ChatArgs;
 use crate::sink::StdoutSink;
 use anyhow::Result;
-use slm_runtime::{encode_chat, ChatMessage, RuntimeError, StringSink, TokenSink};
+use slm_runtime::{encode_chat, ChatMessage, Constraint, RuntimeError, StringSink, TokenSink};
 use std::io::{BufRead, IsTerminal, Write};
 
 /// Streams to stdout and keeps a copy for the history.
@@ -26,6 +27,7 @@ impl TokenSink for TeeSink {
 pub fn run(args: ChatArgs) -> Result<()> {
     let (loaded, mut session) = open_session(&args.model, &args.lora.lora)?;
     let opts = generate_options(&args.sampling);
+    let constrained = output_constraint(&args.constrain, &loaded)?;
     let interactive = std::io::stdin().is_terminal();
     let system: Vec<ChatMessage> = args.system.iter().map(|s| ChatMessage::new("system", s.clone())).collect();
     let mut messages = system.clone();
@@ -63,7 +65,14 @@ pub fn run(args: ChatArgs) -> Result<()> {
             Err(e) => return Err(e.into()),
         };
         let mut sink = TeeSink { out: StdoutSink::new(), copy: StringSink::default() };
-        let stats = session.generate(&ids, &opts, &mut sink)?;
+        let stats = match &constrained {
+            // Every answer is one value of the schema.
+            Some((env, spec)) => {
+                let mut c = Constraint::new(env, spec)?;
+                session.generate_constrained(&ids, &opts, Some(&mut c), &mut sink)?
+            }
+            None => session.generate(&ids, &opts, &mut sink)?,
+        };
         outln!();
         if args.verbose {
             print_stats(&stats);
