@@ -132,11 +132,12 @@ fn matmul_fused<const N: usize>(
     });
     let isa = if isa.is_available() { isa } else { Isa::Scalar };
     // Row-invariant mode: only tiles whose per-token arithmetic is the one-token kernel's. The
-    // f32 4-token tiles already are.
+    // f32 and K-quant 4-token tiles already are (one body generic over the token count; the
+    // bit-for-bit test in matmul_tests covers every type).
     let kernel = match kernel(dtype, isa)? {
         k if !scratch.row_invariant => k,
         Kernel::Q8(t) => Kernel::Q8(t.row_invariant(crate::dot::exact_four_q8(dtype, isa))),
-        Kernel::Q8K(t) => Kernel::Q8K(t.row_invariant(None)),
+        Kernel::Q8K(t) => Kernel::Q8K(t.row_invariant(t.four)),
         Kernel::F32(t) => Kernel::F32(t.row_invariant(t.four)),
     };
     match kernel {
