@@ -388,7 +388,10 @@ async def wait_idle(name, port, deadline_s):
             r = await http(port, "GET", "/metrics", timeout=5)
             text = r.body.decode("utf-8", "replace")
             state = {k: _prom(text, f"slm_{k}") for k in
-                     ("queue_depth", "requests_active", "connections_open", "requests_cancelled_total")}
+                     ("queue_depth", "requests_active", "connections_open", "requests_cancelled_total",
+                      "decode_steps_total", "decode_tokens_total")}  # (the last two: batching, from 0eac7f1)
+            if state["decode_steps_total"]:
+                state["mean_decode_batch"] = (state["decode_tokens_total"] or 0) / state["decode_steps_total"]
             # connections_open counts ours and, about half the time, the permit the accept loop takes before
             # the next connection arrives: 2 is idle.
             state["idle"] = (r.status == 200 and state["queue_depth"] == 0 and state["requests_active"] == 0
