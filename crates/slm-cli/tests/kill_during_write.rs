@@ -56,6 +56,30 @@ fn temp_files(dir: &Path, keep: &[&str]) -> Vec<PathBuf> {
         .collect()
 }
 
+/// File names of `paths`.
+fn names_of(paths: &[PathBuf]) -> Vec<String> {
+    paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect()
+}
+
+/// `keep` plus `more`, as the `&[&str]` the helpers take.
+fn with<'a>(keep: &[&'a str], more: &'a [String]) -> Vec<&'a str> {
+    keep.iter().copied().chain(more.iter().map(String::as_str)).collect()
+}
+
+/// Checks the temporary files in `dir` after a kill: each is a hidden temp file of one of `keep`;
+/// the ones in `stale` (left by earlier kills) are gone if the killed run began a write, because
+/// every atomic write first removes dead writers' temp files.
+fn check_temps(dir: &Path, keep: &[&str], stale: &[String], began_write: bool, what: &str) {
+    let left = names_of(&temp_files(dir, keep));
+    for name in &left {
+        assert!(keep.iter().any(|f| name.starts_with(&format!(".{f}.tmp-"))), "{what}: unexpected file {name}");
+    }
+    if began_write {
+        let kept: Vec<&String> = stale.iter().filter(|n| left.contains(n)).collect();
+        assert!(kept.is_empty(), "{what}: a write began but the dead writers' {kept:?} are still there");
+    }
+}
+
 /// Where a kill landed, for the tally.
 #[derive(Debug, Default)]
 struct Tally {
@@ -133,14 +157,18 @@ fn quantize_killed_at_random_points_leaves_the_old_or_the_new_file() {
     let mut rng = SplitMix64::new(SEED);
     let mut tally = Tally::default();
     let max_delay_us = (full_run.as_micros() as u64 * 5 / 4).max(1);
+    let mut most_stale = 0;
     for i in 0..QUANTIZE_KILLS {
         std::fs::write(&out, &old).unwrap();
+        // Temp files of earlier kills: not a sign of this run's write.
+        let stale = names_of(&temp_files(&out_dir, &["model.gguf"]));
+        most_stale = most_stale.max(stale.len());
         // Odd iterations aim at the write: kill within 3 ms of the temp file appearing; even ones
         // anywhere in (a bit more than) a whole run.
         let aim = i % 2 == 1;
         let delay = Duration::from_micros(rng.next_u64() % if aim { 3_000 } else { max_delay_us });
         let mut child = spawn(cache.path(), &["quantize", &s(&input), &s(&out), "--type", "Q4_0"]);
-        let (had_temp, finished) = kill_after(&mut child, &out_dir, &["model.gguf"], delay, aim);
+        let (had_temp, finished) = kill_after(&mut child, &out_dir, &with(&["model.gguf"], &stale), delay, aim);
         let now = std::fs::read(&out).unwrap_or_else(|e| panic!("iteration {i}: the output vanished: {e}"));
         if now == old {
             tally.old += 1;
@@ -158,17 +186,18 @@ fn quantize_killed_at_random_points_leaves_the_old_or_the_new_file() {
         }
         tally.mid_write += usize::from(had_temp);
         tally.finished += usize::from(finished);
-        // A killed writer may leave its hidden temporary file, never anything else.
-        for t in temp_files(&out_dir, &["model.gguf"]) {
-            let name = t.file_name().unwrap().to_string_lossy().into_owned();
-            assert!(name.starts_with(".model.gguf.tmp-"), "iteration {i}: unexpected file {name}");
-            std::fs::remove_file(&t).unwrap();
-        }
+        // A killed writer may leave its hidden temporary file, never anything else, and a run
+        // that began its write removed the ones of earlier kills.
+        check_temps(&out_dir, &["model.gguf"], &stale, had_temp || finished, &format!("iteration {i}"));
     }
-    eprintln!("quantize: {QUANTIZE_KILLS} kills: {tally:?} (one full run: {full_run:?})");
+    eprintln!("quantize: {QUANTIZE_KILLS} kills: {tally:?}, at most {most_stale} stale temp files (one full run: {full_run:?})");
     // The test must have exercised both outcomes and kills during the write itself.
     assert!(tally.old > 0 && tally.new > 0, "{tally:?}");
     assert!(tally.mid_write >= 5, "too few kills landed during the write: {tally:?}");
+    // The next uninterrupted write leaves nothing behind.
+    slm(&["quantize", &s(&input), &s(&out), "--type", "Q4_0"]).ok();
+    assert_eq!(std::fs::read(&out).unwrap(), new);
+    assert_eq!(temp_files(&out_dir, &["model.gguf"]), Vec::<PathBuf>::new(), "stale temp files after a clean run");
 }
 
 /// Deterministic English-like text (a small grammar over a word list).
@@ -270,20 +299,14 @@ fn train_killed_repeatedly_keeps_complete_checkpoints_and_resumes_bit_identicall
         }
         let aim = kills % 2 == 1 && started;
         let delay = Duration::from_micros(rng.next_u64() % if aim { 3_000 } else { max_delay_us });
+        let stale = names_of(&temp_files(&out, &keep));
         let mut child = spawn(cache.path(), &strs(run));
-        let (had_temp, _) = kill_after(&mut child, &out, &keep, delay, aim);
+        let (had_temp, finished) = kill_after(&mut child, &out, &with(&keep, &stale), delay, aim);
         mid_write += usize::from(had_temp);
         resumed += usize::from(started);
         kills += 1;
         check_train_files(&out, kills);
-        for t in temp_files(&out, &keep) {
-            let name = t.file_name().unwrap().to_string_lossy().into_owned();
-            assert!(
-                keep.iter().any(|f| name.starts_with(&format!(".{f}.tmp-"))),
-                "kill {kills}: unexpected file {name}"
-            );
-            std::fs::remove_file(&t).unwrap();
-        }
+        check_temps(&out, &keep, &stale, had_temp || finished, &format!("kill {kills}"));
         if !out.join("checkpoint.gguf").exists() {
             // Killed before the first checkpoint: start afresh (a new run refuses a folder
             // holding another run's files).
@@ -301,4 +324,5 @@ fn train_killed_repeatedly_keeps_complete_checkpoints_and_resumes_bit_identicall
     let (ma, mb) = (std::fs::read(reference.join("model.gguf")).unwrap(), std::fs::read(out.join("model.gguf")).unwrap());
     assert!(ma == mb, "the model resumed through {kills} kills differs from the uninterrupted one");
     check_train_files(&out, kills + 1);
+    assert_eq!(temp_files(&out, &keep), Vec::<PathBuf>::new(), "stale temp files after the finished run");
 }
