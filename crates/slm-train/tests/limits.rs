@@ -1,10 +1,12 @@
 //! Boundary tests of slm-train's input limits (issue 11, docs/RELIABILITY.md "Limits as code"):
-//! the size of one training text file and the BPE vocabulary size, each accepted at its value and
-//! refused one past it with a typed error that says the limit.
+//! the size of one training text file, the BPE vocabulary size and the training memory estimate,
+//! each accepted at its value and refused one past it with a typed error that says the limit.
 
+use slm_model::{Arch, ModelConfig};
 use slm_train::bpe::{train_bpe, BpeOptions, MAX_VOCAB, MIN_VOCAB};
 use slm_train::data::{read_documents, MAX_FILE_BYTES};
-use slm_train::TrainError;
+use slm_train::trainer::MAX_TRAIN_BYTES;
+use slm_train::{init_params, AdamWConfig, Schedule, TrainConfig, TrainError, TrainModel, Trainer};
 
 #[test]
 fn training_file_size_limit() {
@@ -43,5 +45,62 @@ fn bpe_vocabulary_size_limits() {
             }
             other => panic!("vocab {size}: expected TrainError::Setting, got {:?}", other.map(|_| ())),
         }
+    }
+}
+
+/// The trainer refuses a model and micro-batch whose memory estimate exceeds `MAX_TRAIN_BYTES`
+/// (256 GiB) before allocating anything for it. A tiny model with a huge `batch_size` crosses the
+/// limit cheaply: the estimate grows with it, the trainer's own buffers do not.
+#[test]
+fn training_memory_estimate_limit() {
+    let cfg = ModelConfig {
+        arch: Arch::Llama,
+        n_vocab: 32,
+        d_model: 16,
+        n_layer: 2,
+        n_head: 4,
+        n_kv_head: 2,
+        head_dim: 4,
+        d_ff: 24,
+        n_ctx_train: 64,
+        rms_eps: 1e-5,
+        rope_theta: 10_000.0,
+        tied_output: true,
+    };
+    let model = TrainModel::new(cfg).unwrap();
+    let seq_len = 16;
+    // The largest batch whose estimate is within the limit (the estimate grows with the batch).
+    let (mut lo, mut hi) = (1usize, 1usize << 40);
+    assert!(model.memory_estimate(lo, seq_len) <= MAX_TRAIN_BYTES);
+    assert!(model.memory_estimate(hi, seq_len) > MAX_TRAIN_BYTES);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if model.memory_estimate(mid, seq_len) <= MAX_TRAIN_BYTES {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    assert!(model.memory_estimate(lo, seq_len) > MAX_TRAIN_BYTES - (1 << 20), "not a boundary");
+    let params = init_params(model.layout(), 1);
+    let tokens: Vec<u32> = (0..200).map(|i| i % 32).collect();
+    let train = |batch_size| TrainConfig {
+        seq_len,
+        batch_size,
+        grad_accum: 1,
+        seed: 1,
+        optim: AdamWConfig::with_lr(1e-3),
+        schedule: Schedule::Constant { warmup: 0 },
+        clip_grad_norm: None,
+    };
+    // At the limit: accepted (nothing of that size is allocated until a step runs).
+    Trainer::with_params(model.clone(), train(lo), params.clone(), tokens.clone())
+        .unwrap_or_else(|e| panic!("batch {lo} ({} bytes) refused: {e}", model.memory_estimate(lo, seq_len)));
+    match Trainer::with_params(model.clone(), train(lo + 1), params, tokens) {
+        Err(e @ TrainError::Setting(_)) => {
+            let msg = e.to_string();
+            assert!(msg.contains("GiB") && msg.contains("batch_size"), "{msg}");
+        }
+        other => panic!("batch {}: expected TrainError::Setting, got {:?}", lo + 1, other.map(|_| ())),
     }
 }
