@@ -23,7 +23,7 @@ cd "$(dirname "$0")/../fuzz"
 secs="${1:-30}"
 shift || true
 all=(gguf safetensors safetensors_index hf_config tokenizer tokenizer_gguf tokenizer_json tokenizer_config
-  chat_template imatrix model_gguf bert_gguf wordpiece_json server_request)
+  chat_template imatrix model_gguf bert_gguf wordpiece_json server_request constrain)
 targets=("$@")
 [ "${#targets[@]}" -eq 0 ] && targets=("${all[@]}")
 
@@ -43,7 +43,7 @@ fi
 dict_of() {
   case "$1" in
     gguf | tokenizer_gguf | model_gguf | bert_gguf | imatrix) echo dict/gguf.dict ;;
-    hf_config | safetensors | safetensors_index | tokenizer_json | tokenizer_config | wordpiece_json | server_request)
+    hf_config | safetensors | safetensors_index | tokenizer_json | tokenizer_config | wordpiece_json | server_request | constrain)
       echo dict/json.dict ;;
     chat_template) echo dict/jinja.dict ;;
     tokenizer) echo dict/tokenizer.dict ;;

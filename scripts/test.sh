@@ -96,7 +96,7 @@ rm -f "$log"
 # ---- fuzzing (issue 11; docs/RELIABILITY.md) ----------------------------------------------------------
 # Every fuzz target for SLM_FUZZ_SECONDS (30) on its committed corpus, ASan + overflow checks; any crash,
 # hang or OOM fails CI (the reproducer is left in fuzz/artifacts/). scripts/fuzz.sh installs cargo-fuzz
-# (pinned) itself; the cold build of fuzz/ takes ~9 min on 2 cores, the runs ~7 min. Skip locally with
+# (pinned) itself; the cold build of fuzz/ takes ~9 min on 2 cores, the runs ~8 min (15 targets). Skip locally with
 # SLM_SKIP_FUZZ=1.
 if [ "${SLM_SKIP_FUZZ:-0}" = 1 ]; then
   echo "== fuzz: skipped (SLM_SKIP_FUZZ=1)"
