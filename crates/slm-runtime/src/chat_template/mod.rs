@@ -7,8 +7,11 @@
 //! variables `messages`, `add_generation_prompt`, `bos_token`, `eos_token`.
 //!
 //! Templates come from model files, so rendering is bounded: [`MAX_TEMPLATE_BYTES`] of source,
-//! [`TEMPLATE_FUEL`] instructions and [`MAX_OUTPUT_BYTES`] of output. A template that loops
-//! forever or writes without end fails with [`RuntimeError::TemplateRender`] instead of hanging.
+//! [`TEMPLATE_FUEL`] of work and [`MAX_OUTPUT_BYTES`] of output. A template that loops forever,
+//! writes without end or builds huge values fails with [`RuntimeError::TemplateRender`] instead of
+//! hanging or exhausting memory. The engine is minijinja 3 (which charges fuel for the work inside
+//! an instruction, not only per instruction) in a patched copy that also bounds lazily merged
+//! sequences (third_party/minijinja/SLM-PATCH.md; docs/RELIABILITY.md findings 8 and 9).
 
 mod pycompat;
 mod pyjson;
@@ -28,8 +31,10 @@ use crate::tokenizer::Tokenizer;
 /// Largest template source accepted (bytes). Real templates are under 20 KiB.
 pub const MAX_TEMPLATE_BYTES: usize = 256 * 1024;
 
-/// minijinja fuel per render: roughly the number of template instructions executed. A
-/// 1,000-message conversation through a tool-calling template uses well under 10% of it.
+/// minijinja fuel per render. One fuel pays for one instruction, or for 64 bytes created, copied
+/// or written, or for two items visited by a filter, operator or loop; so rendering does at most
+/// ~128 MB worth of work (well under a second in release builds). A prompt just under
+/// [`MAX_OUTPUT_BYTES`] through ChatML or SmolLM2's template fits (tests).
 pub const TEMPLATE_FUEL: u64 = 2_000_000;
 
 /// Largest rendered prompt (bytes).

@@ -161,3 +161,19 @@ fn long_conversations_fit_the_fuel_budget() {
     assert!(out.ends_with("<|im_start|>assistant\n"));
     assert_eq!(out.matches("<|im_start|>").count(), 5002);
 }
+
+/// minijinja 3 charges fuel per byte copied as well as per instruction: a prompt just under the
+/// 16 MiB output limit through real templates must still fit [`TEMPLATE_FUEL`].
+#[test]
+fn large_contents_fit_the_fuel_budget() {
+    let big = "word ".repeat(620_000); // 3.1 MB per message, 15.5 MB in all
+    let conv: Vec<ChatMessage> =
+        (0..5).map(|i| ChatMessage::new(if i % 2 == 0 { "user" } else { "assistant" }, big.clone())).collect();
+    for template in [smollm2(), ChatTemplate::chatml("", "").unwrap()] {
+        let out = template.render(&conv, true).unwrap();
+        assert!(out.len() > 5 * big.len(), "{}", out.len());
+        // render_prompt renders twice (with markers); the content ranges cover every message.
+        let p = template.render_prompt(&conv, true).unwrap();
+        assert!(p.exact && p.content_ranges.len() == 5);
+    }
+}
