@@ -337,3 +337,45 @@ fn spec_limits_at_their_boundaries() {
     Constraint::new(&env, &sized(MAX_SPEC_BYTES)).unwrap();
     Constraint::new(&env, &nested(MAX_SCHEMA_DEPTH - 1)).unwrap();
 }
+
+#[test]
+fn hostile_specs_end_quickly_on_the_real_vocabulary() {
+    let Some(tok) = real() else { return };
+    let env = TokenEnv::new(tok.clone(), tok.vocab_size()).unwrap();
+    let many: serde_json::Map<String, Value> = (0..300)
+        .map(|i| {
+            (
+                format!("p{i}"),
+                json!({"type": "string", "pattern": format!("(a|b)*a(a|b){{{}}}", i % 20)}),
+            )
+        })
+        .collect();
+    let specs = [
+        ConstraintSpec::Regex("(a|b)*a(a|b){60}".into()),
+        ConstraintSpec::JsonSchema(json!({"type": "string", "pattern": "((a+)+)+b(.*){30}x"})),
+        ConstraintSpec::JsonSchema(json!({"type": "object", "properties": many, "required": ["p1", "p2", "p3"]})),
+        ConstraintSpec::JsonSchema(
+            json!({"anyOf": (0..200).map(|i| json!({"const": format!("v{i}")})).collect::<Vec<_>>()}),
+        ),
+        ConstraintSpec::JsonSchema(json!({"type": "array", "minItems": 100000, "items": {"type": "integer"}})),
+    ];
+    for spec in specs {
+        let start = std::time::Instant::now();
+        let outcome = Constraint::new(&env, &spec).and_then(|mut c| {
+            let mut logits = vec![0.0; env.n_vocab()];
+            for _ in 0..40 {
+                c.mask_logits(&mut logits)?;
+                let id = logits.iter().position(|l| l.is_finite()).unwrap_or(0) as u32;
+                c.accept(id)?;
+                if c.is_finished() {
+                    break;
+                }
+                logits.fill(0.0);
+            }
+            Ok(())
+        });
+        let took = start.elapsed();
+        eprintln!("{:?}: {took:?} {:?}", spec.kind(), outcome.as_ref().err());
+        assert!(took.as_secs() < 10, "{spec:?} took {took:?}");
+    }
+}
