@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
 """`slm fit` predicted vs measured, for every quantization of SmolLM2-135M (issue 9's acceptance).
 
-1. Measures this machine once: `slm fit MODEL --device auto --save-profile` (kernel probe, calibrated on MODEL's
-   own prompt/generation speed; MODEL = --calibrate-on, by default the first file).
-2. For each GGUF file: the prediction (`slm fit FILE --device PROFILE -c P+N -b B --json`) and the
-   measurement (`slm bench -m FILE -p P -n N -b B`, peak RSS from the kernel's rusage of that process).
-3. Prints | file | peak RSS pred/meas | pp pred/meas | tg pred/meas | and the worst ratio.
+For each GGUF file, close together in time (the machine is shared and its speed drifts by more than the 20% the
+check is about over a few minutes):
+1. measure this machine: `slm fit MODEL --device auto --save-profile` (kernel probe on MODEL's layer shapes,
+   calibrated on MODEL's own prompt/generation speed; MODEL = --calibrate-on, by default the first file: never
+   the file being checked, unless it is that reference file itself);
+2. predict the file from that profile: `slm fit FILE --device PROFILE -c P+N -b B -p P -n N --json`;
+3. measure it: `slm bench -m FILE -p P -n N -b B -r R` (peak RSS from the kernel's rusage of that process).
+`--one-probe` measures the machine once before all files instead (the original method).
+Prints | file | peak RSS pred/meas | pp pred/meas | tg pred/meas |, the worst ratio, and the load average (uptime)
+before and after.
 
 Usage: python3 bench/fit_check.py FILE.gguf [FILE.gguf ...] [--slm target/release/slm] [-p 512 -n 128 -b 512 -t 2]
 (the files of bench/quant_table.py are in /tmp/slm-quant-table/slm-*-plain.gguf).
@@ -16,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 
 def run_measured(cmd):
@@ -28,6 +34,26 @@ def run_measured(cmd):
     return out, usage.ru_maxrss * 1024
 
 
+def load_average():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def probe(a, path):
+    t = time.time()
+    subprocess.run([a.slm, "fit", a.calibrate_on or a.files[0], "--device", "auto", "-t", str(a.t),
+                    "--save-profile", path], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    profile = json.load(open(path))
+    print(f"probe {path}: {time.time() - t:.1f} s, {profile['source']}", flush=True)
+    return profile
+
+
+def predict(a, f, profile_path):
+    out = subprocess.run([a.slm, "fit", f, "--device", profile_path, "-c", str(a.p + a.n), "-b", str(a.b),
+                          "-p", str(a.p), "-n", str(a.n), "--json"], check=True, stdout=subprocess.PIPE, text=True)
+    return json.loads(out.stdout)["prediction"]
+
+
 def main(argv):
     ap = argparse.ArgumentParser()
     ap.add_argument("files", nargs="+")
@@ -38,31 +64,37 @@ def main(argv):
     ap.add_argument("-t", type=int, default=2)
     ap.add_argument("-r", type=int, default=3)
     ap.add_argument("--profile", default="/tmp/slm-fit-profile.json")
+    ap.add_argument("--one-probe", action="store_true", help="measure the machine once, before all files")
     ap.add_argument("--calibrate-on", help="model the auto profile is calibrated on (default: the first file)")
     ap.add_argument("--json-out", default="bench/results/fit_check.json")
     a = ap.parse_args(argv)
-    subprocess.run([a.slm, "fit", a.calibrate_on or a.files[0], "--device", "auto", "-t", str(a.t), "--save-profile", a.profile],
-                   check=True, stdout=subprocess.DEVNULL)
+    load_before = load_average()
+    print(f"load average before: {load_before}", flush=True)
+    profiles = []
     rows = []
     for f in a.files:
-        pred = json.loads(subprocess.run([a.slm, "fit", f, "--device", a.profile, "-c", str(a.p + a.n), "-b", str(a.b),
-                                          "-p", str(a.p), "-n", str(a.n), "--json"],
-                                         check=True, stdout=subprocess.PIPE, text=True).stdout)["prediction"]
+        if not profiles or not a.one_probe:
+            profiles.append(probe(a, a.profile))
+        pred = predict(a, f, a.profile)
         out, rss = run_measured([a.slm, "bench", "-m", f, "-p", str(a.p), "-n", str(a.n), "-b", str(a.b),
                                  "-t", str(a.t), "-r", str(a.r), "-o", "json"])
         tests = json.loads(out)
         pp = next(t["avg_ts"] for t in tests if t["n_prompt"])
         tg = next(t["avg_ts"] for t in tests if t["n_gen"])
-        rows.append({"file": os.path.basename(f), "rss_pred": pred["peak_bytes"], "rss_meas": rss,
-                     "pp_pred": pred["prompt_tps"], "pp_meas": pp, "tg_pred": pred["gen_tps"], "tg_meas": tg})
-        r = rows[-1]
-        print(f"| {r['file']} | {r['rss_pred']/2**20:.1f} / {r['rss_meas']/2**20:.1f} MiB ({r['rss_pred']/r['rss_meas']:.2f}) "
-              f"| {r['pp_pred']:.0f} / {r['pp_meas']:.0f} ({r['pp_pred']/r['pp_meas']:.2f}) "
-              f"| {r['tg_pred']:.1f} / {r['tg_meas']:.1f} ({r['tg_pred']/r['tg_meas']:.2f}) |", flush=True)
-    worst = max(max(abs(r[k + "_pred"] / r[k + "_meas"] - 1) for k in ("rss", "pp", "tg")) for r in rows)
-    print(f"worst relative error: {worst * 100:.1f}%")
+        r = {"file": os.path.basename(f), "rss_pred": pred["peak_bytes"], "rss_meas": rss, "pp_pred": pred["prompt_tps"],
+             "pp_meas": pp, "tg_pred": pred["gen_tps"], "tg_meas": tg, "load": load_average(),
+             "calibration": profiles[-1]["source"]}
+        rows.append(r)
+        print(f"| {r['file']} | {r['rss_pred']/2**20:.1f} / {rss/2**20:.1f} MiB ({r['rss_pred']/rss:.2f}) "
+              f"| {r['pp_pred']:.0f} / {pp:.0f} ({r['pp_pred']/pp:.2f}) "
+              f"| {r['tg_pred']:.1f} / {tg:.1f} ({r['tg_pred']/tg:.2f}) | load {r['load']}", flush=True)
+    worst = max((abs(r[k + "_pred"] / r[k + "_meas"] - 1), r["file"], k) for r in rows for k in ("rss", "pp", "tg"))
+    load_after = load_average()
+    print(f"worst relative error: {worst[0] * 100:.1f}% ({worst[1]} {worst[2]})")
+    print(f"load average before: {load_before}; after: {load_after}")
     os.makedirs(os.path.dirname(a.json_out), exist_ok=True)
-    json.dump({"profile": json.load(open(a.profile)), "rows": rows}, open(a.json_out, "w"), indent=1)
+    json.dump({"command": " ".join(sys.argv), "load_before": load_before, "load_after": load_after,
+               "profiles": profiles, "rows": rows}, open(a.json_out, "w"), indent=1)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ pub fn run(args: FitArgs) -> Result<()> {
     let base_rss = resident_now().unwrap_or(8 << 20);
     let path = load::model_path(&args.model)?;
     let file = std::sync::Arc::new(GgufFile::open(&path).with_context(|| format!("opening {}", path.display()))?);
-    let mut device = device(&args, base_rss)?;
+    let mut device = device(&args, base_rss, &file)?;
     if args.device == "auto" && !args.no_calibrate {
         eprintln!("calibrating on {}...", path.display());
         let model = slm_model::Model::from_gguf(file.clone())?;
@@ -115,13 +115,14 @@ fn quant_options(ftype: FileType) -> QuantizeOptions {
     QuantizeOptions { allow_requantize: true, ..QuantizeOptions::preset(ftype, 1) }
 }
 
-fn device(args: &FitArgs, base_rss: u64) -> Result<DeviceProfile> {
+/// The device profile `--device` names; `auto` probes this machine on `file`'s layer shapes.
+fn device(args: &FitArgs, base_rss: u64, file: &GgufFile) -> Result<DeviceProfile> {
     let name = args.device.as_str();
     if name == "auto" {
         let pool = load::pool(args.threads)?;
         let memory = probe::available_memory().unwrap_or(4 << 30);
         eprintln!("probing this machine's kernels ({} threads)...", pool.n_threads());
-        return Ok(probe::measure(&pool, memory, base_rss)?);
+        return Ok(probe::measure(&pool, &Footprint::of(file, None)?, memory, base_rss)?);
     }
     if name.ends_with(".json") {
         let text = std::fs::read_to_string(name).with_context(|| format!("reading device profile {name}"))?;

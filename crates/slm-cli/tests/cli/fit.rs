@@ -38,3 +38,28 @@ fn fit_says_when_a_model_does_not_fit() {
     slm(&["fit", &m, "--device", "toaster"]).fails().stderr_has(&["unknown device 'toaster'", "raspberry-pi-5"]);
     slm(&["fit", &m, "--device", "phone-4gb", "--quant", "Q9"]).fails().stderr_has(&["unknown type 'Q9'"]);
 }
+
+#[test]
+fn fit_auto_probes_every_type_on_the_models_shapes() {
+    let m = model_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("auto.json");
+    let path = profile.to_string_lossy();
+    let run =
+        slm(&["fit", &m, "--device", "auto", "--no-calibrate", "-t", "2", "--save-profile", &path, "--json"]).ok();
+    let out: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.stdout));
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();
+    for t in ["F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K", "Q5_1", "Q5_0", "Q4_K", "Q4_1", "Q4_0", "Q3_K", "Q2_K"] {
+        for map in ["decode_gbps", "prompt_gflops"] {
+            let v = saved[map][t].as_f64().unwrap_or(0.0);
+            assert!(v.is_finite() && v > 0.0, "{map}[{t}] = {v}");
+        }
+    }
+    // F32 streams 4.7x the bytes of Q4_0 per generated token: the measured rates must show it.
+    let tg = |q: &str| {
+        out["all_quants"].as_array().unwrap().iter().find(|x| x["quant"] == q).unwrap()["prediction"]["gen_tps"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(tg("F32") < tg("Q4_0"), "F32 {} vs Q4_0 {} tok/s", tg("F32"), tg("Q4_0"));
+}

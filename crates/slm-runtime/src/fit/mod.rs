@@ -16,3 +16,5 @@ pub mod profile;
 pub use footprint::{Footprint, LinearShape};
 pub use predict::{best_fit, predict, Prediction, Verdict};
 pub use profile::{builtin_profiles, DeviceProfile};
+#[cfg(test)]
+mod probe_check;

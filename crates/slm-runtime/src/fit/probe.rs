@@ -1,33 +1,62 @@
 //! `--device auto`: measure this machine's kernels for a few seconds and describe it as a
-//! [`DeviceProfile`]. Generation streams weights from memory, so it is measured on matrices
-//! larger than any cache; prompts are compute-bound, so they are measured on a cache-sized matrix
-//! with a 256-token batch (prompt kernels that repack weights per call, like the VNNI one, amortise
-//! that over the batch, so a short batch would understate them).
+//! [`DeviceProfile`]. Every type is timed on matrices of the model's own shapes, called the way a
+//! forward pass calls them (Q/K/V and gate/up fused, one call per group): the generation rate of a
+//! type depends on its row length and on how many pool jobs a layer takes, not only on its bytes
+//! (F16 streamed 2× faster as 1024-wide rows of one big matrix than through SmolLM2's 576-wide
+//! layers). Generation streams weights from memory, so it runs over enough copies of a layer to
+//! exceed the last-level cache; prompts are compute-bound, so they run one layer on a prompt-sized
+//! batch (the VNNI kernel repacks weights per call, which a short batch would overstate).
 
+use super::footprint::Footprint;
 use super::profile::DeviceProfile;
 use crate::error::RuntimeError;
 use slm_format::GgmlType;
 use slm_kernels::quant::quantize_row;
+use slm_kernels::{matmul, matmul_many, Pool, QMatrix, Scratch};
 use slm_model::quantize::WRITABLE_TYPES;
-use slm_kernels::{matmul, Pool, QMatrix, Scratch};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-
-/// Columns of the probe matrices (a multiple of every block size).
-const COLS: usize = 1024;
-/// Tokens of the prompt-rate measurement.
-const PROMPT_TOKENS: usize = 256;
-/// Weight bytes streamed per generation measurement: well above last-level caches.
+/// Weight bytes streamed per generation measurement: well above last-level caches (32 MiB here).
 const DECODE_BYTES: usize = 128 << 20;
+/// Tokens of the prompt-rate measurement: one `slm bench` pp512 batch.
+const PROMPT_TOKENS: usize = 512;
+/// Timed prompt rounds over all types (after one warm-up round).
+const PROMPT_ROUNDS: usize = 2;
+/// Timed generation passes per type (after one warm-up pass).
+const DECODE_RUNS: usize = 7;
+/// The layer used when a model has no recognisable block (SmolLM2-135M's shapes).
+const FALLBACK_LAYER: &[&[(usize, usize)]] =
+    &[&[(576, 576), (192, 576), (192, 576)], &[(576, 576)], &[(1536, 576), (1536, 576)], &[(576, 1536)]];
 
-/// A matrix of `rows × COLS` random values in `dtype` (64 distinct rows, tiled).
-fn matrix_bytes(dtype: GgmlType, rows: usize) -> Result<Vec<u8>, RuntimeError> {
-    let row_bytes = dtype.row_bytes(COLS as u64).unwrap_or(0) as usize;
+/// One forward-pass call: matrices (rows, cols) multiplied by the same activations.
+type Group = Vec<(usize, usize)>;
+
+/// The matrix products of one block of `fp`, grouped as the forward pass fuses them.
+pub(crate) fn layer_groups(fp: &Footprint) -> Vec<Group> {
+    let shape = |k: &str| {
+        fp.block_linears.iter().find(|l| l.name.starts_with("blk.0.") && l.name.contains(k)).map(|l| (l.rows, l.cols))
+    };
+    let groups: Vec<Group> =
+        [&["attn_q.", "attn_k.", "attn_v."][..], &["attn_output."], &["ffn_gate.", "ffn_up."], &["ffn_down."]]
+            .iter()
+            .map(|keys| keys.iter().filter_map(|k| shape(k)).collect::<Group>())
+            .filter(|g| !g.is_empty())
+            .collect();
+    if groups.is_empty() {
+        FALLBACK_LAYER.iter().map(|g| g.to_vec()).collect()
+    } else {
+        groups
+    }
+}
+
+/// `rows × cols` random values in `dtype` (64 distinct rows, tiled).
+fn matrix_bytes(dtype: GgmlType, rows: usize, cols: usize) -> Result<Vec<u8>, RuntimeError> {
+    let row_bytes = dtype.row_bytes(cols as u64).unwrap_or(0) as usize;
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     let mut tile = vec![0u8; 64 * row_bytes];
-    let mut row = vec![0f32; COLS];
-    for dst in tile.chunks_exact_mut(row_bytes) {
+    let mut row = vec![0f32; cols];
+    for dst in tile.chunks_exact_mut(row_bytes.max(1)) {
         for v in row.iter_mut() {
             seed ^= seed << 13;
             seed ^= seed >> 7;
@@ -57,43 +86,158 @@ fn best_secs(reps: usize, mut f: impl FnMut() -> Result<(), RuntimeError>) -> Re
     Ok(t.into_iter().fold(f64::INFINITY, f64::min))
 }
 
-fn run(pool: &Pool, w: &QMatrix, x: &[f32], n: usize, out: &mut [f32], s: &mut Scratch) -> Result<(), RuntimeError> {
-    matmul(pool, w, x, n, out, s).map_err(|e| RuntimeError::Model(e.into()))
+fn kernel_err(e: slm_kernels::KernelError) -> RuntimeError {
+    RuntimeError::Model(e.into())
 }
 
-/// Measures this machine with `pool` and returns its profile. Takes a few seconds.
-pub fn measure(pool: &Pool, memory_bytes: u64, runtime_bytes: u64) -> Result<DeviceProfile, RuntimeError> {
-    let (mut decode, mut prompt) = (BTreeMap::new(), BTreeMap::new());
-    let mut scratch = Scratch::new();
-    let x: Vec<f32> = (0..PROMPT_TOKENS * COLS).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
-    // Every type `slm quantize` writes.
-    for dtype in WRITABLE_TYPES {
-        let row_bytes = dtype.row_bytes(COLS as u64).unwrap_or(1) as usize;
-        let rows = DECODE_BYTES / row_bytes;
-        let data = matrix_bytes(dtype, rows)?;
-        let w = QMatrix::new(dtype, rows, COLS, &data).map_err(|e| RuntimeError::Model(e.into()))?;
-        let mut out = vec![0f32; rows];
-        let secs = best_secs(5, || run(pool, &w, &x[..COLS], 1, &mut out, &mut scratch))?;
-        decode.insert(dtype.name().to_string(), (data.len() as f64 / secs / 1e9 * 100.0).round() / 100.0);
+/// `copies` layers of `dtype` weights in the model's shapes: per group, per matrix, one buffer
+/// holding every copy back to back.
+struct Layers {
+    dtype: GgmlType,
+    groups: Vec<Vec<(usize, usize, Vec<u8>)>>,
+    copies: usize,
+    bytes: usize,
+}
 
-        let rows = 1024;
-        let w =
-            QMatrix::new(dtype, rows, COLS, &data[..rows * row_bytes]).map_err(|e| RuntimeError::Model(e.into()))?;
-        let mut out = vec![0f32; rows * PROMPT_TOKENS];
-        scratch.set_prompt(true);
-        let secs = best_secs(5, || run(pool, &w, &x, PROMPT_TOKENS, &mut out, &mut scratch))?;
-        scratch.set_prompt(false);
-        let flops = 2.0 * (rows * COLS * PROMPT_TOKENS) as f64;
-        prompt.insert(dtype.name().to_string(), (flops / secs / 1e9 * 10.0).round() / 10.0);
+impl Layers {
+    fn new(dtype: GgmlType, groups: &[Group], copies: usize) -> Result<Layers, RuntimeError> {
+        // Widths rounded up to the type's block (576-wide rows cannot be K-quants; a file never
+        // holds such a tensor, but the probe still needs a rate for the type).
+        let bs = dtype.block_size().max(1);
+        let mut bytes = 0;
+        let mut out = Vec::with_capacity(groups.len());
+        for g in groups {
+            let mut mats = Vec::with_capacity(g.len());
+            for &(rows, cols) in g {
+                let cols = cols.div_ceil(bs) * bs;
+                let data = matrix_bytes(dtype, rows * copies, cols)?;
+                bytes += data.len();
+                mats.push((rows, cols, data));
+            }
+            out.push(mats);
+        }
+        Ok(Layers { dtype, groups: out, copies, bytes })
+    }
+
+    fn calls(&self) -> usize {
+        self.groups.len() * self.copies
+    }
+
+    /// Runs every layer copy on `n` tokens of `x`, as the forward pass calls the kernels.
+    fn run(
+        &self,
+        pool: &Pool,
+        x: &[f32],
+        n: usize,
+        out: &mut [Vec<f32>; 3],
+        s: &mut Scratch,
+    ) -> Result<(), RuntimeError> {
+        for copy in 0..self.copies {
+            for g in &self.groups {
+                let mut ws = Vec::with_capacity(g.len());
+                for (rows, cols, data) in g {
+                    let rb = data.len() / (rows * self.copies).max(1);
+                    let bytes = data.get(copy * rows * rb..(copy + 1) * rows * rb).unwrap_or(&[]);
+                    ws.push(QMatrix::new(self.dtype, *rows, *cols, bytes).map_err(kernel_err)?);
+                }
+                let cols = ws.first().map_or(0, |w| w.cols);
+                let x = x.get(..n * cols).unwrap_or(&[]);
+                for (o, w) in out.iter_mut().zip(&ws) {
+                    o.resize(n * w.rows, 0.0);
+                }
+                let [o0, o1, o2] = out;
+                match ws.as_slice() {
+                    [a] => matmul(pool, a, x, n, o0, s),
+                    [a, b] => matmul_many(pool, [a, b], x, n, [o0, o1], s),
+                    [a, b, c] => matmul_many(pool, [a, b, c], x, n, [o0, o1, o2], s),
+                    more => more.iter().try_for_each(|w| matmul(pool, w, x, n, &mut o0[..n * w.rows], s)),
+                }
+                .map_err(kernel_err)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Measures this machine with `pool` on `fp`'s layer shapes and returns its profile. Takes a few
+/// seconds.
+pub fn measure(
+    pool: &Pool,
+    fp: &Footprint,
+    memory_bytes: u64,
+    runtime_bytes: u64,
+) -> Result<DeviceProfile, RuntimeError> {
+    let sizes = Sizes { decode_bytes: DECODE_BYTES, prompt_tokens: PROMPT_TOKENS };
+    measure_sized(pool, fp, memory_bytes, runtime_bytes, sizes)
+}
+
+/// How much work each measurement does (smaller in tests).
+#[derive(Clone, Copy)]
+struct Sizes {
+    decode_bytes: usize,
+    prompt_tokens: usize,
+}
+
+fn measure_sized(
+    pool: &Pool,
+    fp: &Footprint,
+    memory_bytes: u64,
+    runtime_bytes: u64,
+    sizes: Sizes,
+) -> Result<DeviceProfile, RuntimeError> {
+    let Sizes { decode_bytes, prompt_tokens } = sizes;
+    let groups = layer_groups(fp);
+    // Widest row, rounded up to a K-quant block; at least the 1024 columns of the job-overhead
+    // matmul below.
+    let widest = groups.iter().flatten().map(|m| m.1).max().unwrap_or(0);
+    let max_cols = (widest.div_ceil(256) * 256).max(1024);
+    let x: Vec<f32> = (0..prompt_tokens * max_cols).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+    let mut scratch = Scratch::new();
+    let mut out: [Vec<f32>; 3] = Default::default();
+
+    // Pool job overhead: a matmul too small to cost anything but the fork-join.
+    let data = matrix_bytes(GgmlType::Q8_0, 64, 1024)?;
+    let w = QMatrix::new(GgmlType::Q8_0, 64, 1024, &data).map_err(kernel_err)?;
+    let mut small = vec![0f32; 64];
+    let job = best_secs(201, || matmul(pool, &w, &x[..1024], 1, &mut small, &mut scratch).map_err(kernel_err))?;
+
+    // Prompt rates in rounds over all types, fastest round kept per type: a burst of other work
+    // on a shared machine then slows one round of every type rather than every round of one
+    // type, so the ratios between types (what calibration keeps) survive it.
+    let singles: Vec<Layers> = WRITABLE_TYPES.iter().map(|&t| Layers::new(t, &groups, 1)).collect::<Result<_, _>>()?;
+    let mut prompt_secs = vec![f64::INFINITY; singles.len()];
+    scratch.set_prompt(true);
+    for round in 0..=PROMPT_ROUNDS {
+        for (i, one) in singles.iter().enumerate() {
+            let t = Instant::now();
+            one.run(pool, &x, prompt_tokens, &mut out, &mut scratch)?;
+            if round > 0 {
+                prompt_secs[i] = prompt_secs[i].min(t.elapsed().as_secs_f64());
+            }
+        }
+    }
+    scratch.set_prompt(false);
+    // Generation: a pass takes ~10 ms, so many short runs of one type find the quiet moments;
+    // one copy at a time (all types' copies would take 1.7 GB).
+    let mut decode_secs = vec![f64::INFINITY; singles.len()];
+    let mut streamed = vec![0usize; singles.len()];
+    let mut decode_calls = vec![0usize; singles.len()];
+    for (i, one) in singles.iter().enumerate() {
+        let all = Layers::new(one.dtype, &groups, decode_bytes.div_ceil(one.bytes.max(1)))?;
+        decode_secs[i] = best_secs(DECODE_RUNS, || all.run(pool, &x, 1, &mut out, &mut scratch))?;
+        (streamed[i], decode_calls[i]) = (all.bytes, all.calls());
+    }
+    let (mut decode, mut prompt) = (BTreeMap::new(), BTreeMap::new());
+    for (i, one) in singles.iter().enumerate() {
+        let flops: f64 = one.groups.iter().flatten().map(|m| 2.0 * (m.0 * m.1 * prompt_tokens) as f64).sum();
+        prompt.insert(one.dtype.name().to_string(), (flops / prompt_secs[i] / 1e9 * 10.0).round() / 10.0);
+        // The predictor adds the fork-joins itself (`job_overhead_us`), so leave them out here.
+        let secs = decode_secs[i];
+        let streaming = (secs - decode_calls[i] as f64 * job).max(secs * 0.5);
+        decode.insert(one.dtype.name().to_string(), (streamed[i] as f64 / streaming / 1e9 * 100.0).round() / 100.0);
     }
     decode.insert("default".into(), decode.get("Q4_0").copied().unwrap_or(1.0));
     prompt.insert("default".into(), prompt.get("Q4_0").copied().unwrap_or(1.0));
-
-    // Pool job overhead: a matmul too small to cost anything but the fork-join.
-    let data = matrix_bytes(GgmlType::Q8_0, 64)?;
-    let w = QMatrix::new(GgmlType::Q8_0, 64, COLS, &data).map_err(|e| RuntimeError::Model(e.into()))?;
-    let mut out = vec![0f32; 64];
-    let job = best_secs(201, || run(pool, &w, &x[..COLS], 1, &mut out, &mut scratch))?;
     let attention = prompt.get("F32").copied().unwrap_or(1.0);
     Ok(DeviceProfile {
         name: "auto".into(),
@@ -118,23 +262,18 @@ pub fn available_memory() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Scales a measured profile so that it predicts `model`'s own speed on this machine: runs a
-/// 512-token prompt and 32 generated tokens after 64 positions (after a warm-up; prompt kernels
-/// that repack weights per call need a prompt-sized batch), and multiplies every prompt rate
-/// by predicted/measured prompt time and every streaming rate by predicted/measured generation
-/// time. The kernel probe keeps the ratios between types; the model run supplies what the probe
-/// cannot see (norms, RoPE, attention, memory layout of a real file). Other formats of the same
-/// model are then predicted from this calibration.
-pub fn calibrate(
-    profile: &mut DeviceProfile,
-    model: &slm_model::Model,
-    pool: &Pool,
-    name: &str,
-) -> Result<(), RuntimeError> {
+/// Prompt tokens of a calibration run (one batch: `slm bench`'s pp512).
+pub(crate) const CALIBRATE_PROMPT: usize = 512;
+/// Generated tokens of a calibration run.
+pub(crate) const CALIBRATE_GEN: usize = 32;
+
+/// Seconds `model` takes here for a [`CALIBRATE_PROMPT`]-token prompt (one batch, from an empty
+/// context) and for [`CALIBRATE_GEN`] generated tokens after 64 positions (the middle of `slm
+/// bench`'s tg128, which starts empty): the fastest of 3 runs after a warm-up that pages the
+/// weights in.
+pub(crate) fn time_model(model: &slm_model::Model, pool: &Pool) -> Result<(f64, f64), RuntimeError> {
     use slm_model::Logits;
-    let file = model.gguf();
-    let fp = super::Footprint::of(file, None)?;
-    let (n_p, n_g) = (512usize, 32usize);
+    let (n_p, n_g) = (CALIBRATE_PROMPT, CALIBRATE_GEN);
     let n_vocab = model.config().n_vocab as u64;
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
     let tokens: Vec<u32> = (0..n_p + n_g)
@@ -151,7 +290,6 @@ pub fn calibrate(
         let t0 = Instant::now();
         model.forward_prompt(&mut ctx, pool, &tokens[..n_p], Logits::Last)?;
         let prompt = t0.elapsed().as_secs_f64();
-        // Generation after 64 positions: the middle of `slm bench`'s tg128, which starts empty.
         ctx.clear();
         model.forward_prompt(&mut ctx, pool, &tokens[..64], Logits::Last)?;
         let t1 = Instant::now();
@@ -160,13 +298,32 @@ pub fn calibrate(
         }
         Ok((prompt, t1.elapsed().as_secs_f64()))
     };
-    run()?; // warm-up: page the weights in
+    run()?;
     let (mut prompt, mut gen) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..3 {
         let (p, g) = run()?;
         prompt = prompt.min(p);
         gen = gen.min(g);
     }
+    Ok((prompt, gen))
+}
+
+/// Scales a measured profile so that it predicts `model`'s own speed on this machine: runs a
+/// 512-token prompt and 32 generated tokens after 64 positions (after a warm-up; prompt kernels
+/// that repack weights per call need a prompt-sized batch), and multiplies every prompt rate
+/// by predicted/measured prompt time and every streaming rate by predicted/measured generation
+/// time. The kernel probe keeps the ratios between types; the model run supplies what the probe
+/// cannot see (norms, RoPE, attention, memory layout of a real file). Other formats of the same
+/// model are then predicted from this calibration.
+pub fn calibrate(
+    profile: &mut DeviceProfile,
+    model: &slm_model::Model,
+    pool: &Pool,
+    name: &str,
+) -> Result<(), RuntimeError> {
+    let fp = super::Footprint::of(model.gguf(), None)?;
+    let (n_p, n_g) = (CALIBRATE_PROMPT, CALIBRATE_GEN);
+    let (prompt, gen) = time_model(model, pool)?;
     let predicted_prompt = super::predict::prompt_secs(&fp, profile, n_p, n_p);
     let predicted_gen = super::predict::gen_secs(&fp, profile, n_g);
     let (sp, sg) = (predicted_prompt / prompt, predicted_gen / gen);
@@ -179,4 +336,57 @@ pub fn calibrate(
     }
     profile.source = format!("{}; calibrated on {name} (prompt ×{sp:.2}, generation ×{sg:.2})", profile.source);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slm_model::random_init::{golden_config, random_llama_gguf};
+
+    fn footprint() -> Footprint {
+        let bytes = random_llama_gguf(&golden_config(), GgmlType::F32, 3).unwrap();
+        Footprint::of(&slm_format::GgufFile::from_bytes(bytes).unwrap(), None).unwrap()
+    }
+
+    #[test]
+    fn the_probe_layer_is_the_models_first_block_grouped_as_the_forward_pass_fuses_it() {
+        let cfg = golden_config();
+        let (d, kv, ff) = (cfg.d_model, cfg.n_kv_head * cfg.head_dim, cfg.d_ff);
+        let want: Vec<Group> =
+            vec![vec![(d, d), (kv, d), (kv, d)], vec![(d, d)], vec![(ff, d), (ff, d)], vec![(d, ff)]];
+        assert_eq!(layer_groups(&footprint()), want);
+    }
+
+    #[test]
+    fn probe_layers_round_widths_to_the_block_and_hold_every_copy() {
+        let groups: Vec<Group> = vec![vec![(32, 96), (64, 96)], vec![(96, 64)]];
+        for dtype in WRITABLE_TYPES {
+            let layers = Layers::new(dtype, &groups, 3).unwrap();
+            let bs = dtype.block_size();
+            let mut want = 0;
+            for (g, mats) in groups.iter().zip(&layers.groups) {
+                for (&(rows, cols), (r, c, data)) in g.iter().zip(mats) {
+                    assert_eq!((*r, *c), (rows, cols.div_ceil(bs) * bs), "{dtype:?}");
+                    let bytes = 3 * rows * dtype.row_bytes(*c as u64).unwrap() as usize;
+                    assert_eq!(data.len(), bytes, "{dtype:?}");
+                    want += bytes;
+                }
+            }
+            assert_eq!((layers.bytes, layers.calls()), (want, 6), "{dtype:?}");
+        }
+    }
+
+    #[test]
+    fn a_small_probe_gives_every_writable_type_a_positive_rate() {
+        let pool = Pool::new(2).unwrap();
+        let sizes = Sizes { decode_bytes: 1 << 20, prompt_tokens: 32 };
+        let p = measure_sized(&pool, &footprint(), 1 << 30, 1 << 20, sizes).unwrap();
+        for dtype in WRITABLE_TYPES {
+            for map in [&p.decode_gbps, &p.prompt_gflops] {
+                let v = map.get(dtype.name()).copied().unwrap_or(0.0);
+                assert!(v.is_finite() && v > 0.0, "{dtype:?}: {v}");
+            }
+        }
+        assert!(p.job_overhead_us >= 0.0 && p.attention_gflops > 0.0);
+    }
 }

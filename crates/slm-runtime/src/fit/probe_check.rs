@@ -1,0 +1,43 @@
+//! Hand-run check of the probe against real models (ignored: needs model files and minutes):
+//! `SLM_FIT_FILES=a.gguf:b.gguf cargo test --release -p slm-runtime probe_vs_models -- --ignored --nocapture`.
+//! Prints, per file, the uncalibrated prediction of the calibration run next to its measured time.
+
+use super::probe::{measure, time_model, CALIBRATE_GEN, CALIBRATE_PROMPT};
+use super::Footprint;
+use slm_kernels::Pool;
+use std::sync::Arc;
+
+#[test]
+#[ignore]
+fn probe_vs_models() {
+    let Ok(files) = std::env::var("SLM_FIT_FILES") else {
+        eprintln!("SLM_FIT_FILES is unset: nothing to check");
+        return;
+    };
+    let pool = Pool::new(2).unwrap();
+    let first = files.split(':').next().unwrap();
+    let fp0 = Footprint::of(&slm_format::GgufFile::open(std::path::Path::new(first)).unwrap(), None).unwrap();
+    let t = std::time::Instant::now();
+    let dev = measure(&pool, &fp0, 1 << 34, 8 << 20).unwrap();
+    eprintln!("probe {:.1} s: decode {:?}\nprompt {:?}", t.elapsed().as_secs_f64(), dev.decode_gbps, dev.prompt_gflops);
+    for round in 0..2 {
+        for f in files.split(':') {
+            let file = Arc::new(slm_format::GgufFile::open(std::path::Path::new(f)).unwrap());
+            let fp = Footprint::of(&file, None).unwrap();
+            let model = slm_model::Model::from_gguf(file).unwrap();
+            let (p, g) = time_model(&model, &pool).unwrap();
+            let pp = super::predict::prompt_secs(&fp, &dev, CALIBRATE_PROMPT, CALIBRATE_PROMPT);
+            let pg = super::predict::gen_secs(&fp, &dev, CALIBRATE_GEN);
+            eprintln!(
+                "{round} {:<40} prompt pred {:7.1} ms meas {:7.1} ms ({:.2})   gen/token pred {:6.2} ms meas {:6.2} ms ({:.2})",
+                std::path::Path::new(f).file_name().unwrap().to_string_lossy(),
+                pp * 1e3,
+                p * 1e3,
+                pp / p,
+                pg * 1e3 / CALIBRATE_GEN as f64,
+                g * 1e3 / CALIBRATE_GEN as f64,
+                pg / g
+            );
+        }
+    }
+}
