@@ -45,6 +45,12 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The request body did not arrive in time (408).
+    #[error("the request body was not received within {seconds} s; send it in one go")]
+    RequestTimeout {
+        /// The time allowed, in seconds.
+        seconds: u64,
+    },
     /// The model is still loading (503).
     #[error("the model is still loading; retry shortly")]
     Loading,
@@ -93,6 +99,7 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::ModelNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Loading | ApiError::Busy { .. } | ApiError::ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -105,6 +112,7 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest { .. }
             | ApiError::PayloadTooLarge { .. }
+            | ApiError::RequestTimeout { .. }
             | ApiError::MethodNotAllowed => "invalid_request_error",
             ApiError::NotFound(_) | ApiError::ModelNotFound { .. } => "not_found_error",
             ApiError::Unauthorized => "authentication_error",

@@ -49,6 +49,7 @@
 //! flight, then stops the worker. The binary glue is `slm serve` in slm-cli.
 #![deny(missing_docs)]
 
+pub mod connections;
 pub mod embeddings;
 pub mod engine;
 pub mod error;

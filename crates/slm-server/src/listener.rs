@@ -6,6 +6,7 @@ use axum::serve::Listener;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -17,12 +18,23 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub struct LimitedListener {
     inner: TcpListener,
     permits: Arc<Semaphore>,
+    open: Arc<AtomicUsize>,
 }
 
 impl LimitedListener {
-    /// Wraps `inner`; `permits` holds one permit per allowed connection.
-    pub fn new(inner: TcpListener, permits: Arc<Semaphore>) -> LimitedListener {
-        LimitedListener { inner, permits }
+    /// Wraps `inner`; `permits` holds one permit per allowed connection. `open` counts the
+    /// connections accepted and not yet closed (the permits alone would also count the one the
+    /// accept loop holds while it waits for the next connection).
+    pub fn new(
+        inner: TcpListener,
+        permits: Arc<Semaphore>,
+        open: Arc<AtomicUsize>,
+    ) -> LimitedListener {
+        LimitedListener {
+            inner,
+            permits,
+            open,
+        }
     }
 }
 
@@ -30,6 +42,24 @@ impl LimitedListener {
 pub struct LimitedStream {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    open: Arc<AtomicUsize>,
+    /// Still counted in `open` (until shut down or dropped).
+    counted: bool,
+}
+
+impl LimitedStream {
+    /// Stops counting this connection as open (once).
+    fn uncount(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            self.open.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+impl Drop for LimitedStream {
+    fn drop(&mut self) {
+        self.uncount();
+    }
 }
 
 impl Listener for LimitedListener {
@@ -49,10 +79,14 @@ impl Listener for LimitedListener {
                 Ok((stream, addr)) => {
                     // Best effort: a socket that refuses it still works, only with more latency.
                     let _ = stream.set_nodelay(true);
+                    self.open.fetch_add(1, Relaxed);
+                    let open = self.open.clone();
                     return (
                         LimitedStream {
                             stream,
                             _permit: permit,
+                            open,
+                            counted: true,
                         },
                         addr,
                     );
@@ -92,6 +126,9 @@ impl AsyncWrite for LimitedStream {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The client sees the connection end during this call, before the task drops it, so
+        // it stops counting first (a new connection must never see this one as open).
+        self.uncount();
         Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 

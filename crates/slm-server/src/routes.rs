@@ -42,15 +42,16 @@ pub struct Ready {
 pub struct AppState {
     pub(crate) api_key: Option<String>,
     pub(crate) max_body_bytes: usize,
+    /// Time a request has to send its body (then 408).
+    pub(crate) body_read_timeout: std::time::Duration,
     pub(crate) limits: RequestLimits,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) ready: OnceLock<Ready>,
     /// The encoder behind `/v1/embeddings`, when one is installed.
     pub(crate) embeddings: OnceLock<Arc<EmbeddingService>>,
     pub(crate) started: u64,
-    /// One permit per connection that may still open.
-    pub(crate) connections: Arc<tokio::sync::Semaphore>,
-    pub(crate) max_connections: usize,
+    /// Connections open now.
+    pub(crate) open_connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl AppState {
@@ -147,8 +148,8 @@ async fn health(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
 
 async fn metrics(State(s): State<Arc<AppState>>) -> Response {
     let open = s
-        .max_connections
-        .saturating_sub(s.connections.available_permits());
+        .open_connections
+        .load(std::sync::atomic::Ordering::Relaxed);
     let body = s.metrics.render(s.ready.get().is_some(), open);
     (
         StatusCode::OK,
@@ -215,18 +216,31 @@ async fn model(
     }
 }
 
-/// Reads the body (at most `limit` bytes) and parses it as JSON.
-async fn read_json<T: DeserializeOwned>(body: Body, limit: usize) -> Result<T, ApiError> {
+/// Reads the body (at most `limit` bytes, within `timeout`) and parses it as JSON.
+async fn read_json<T: DeserializeOwned>(
+    body: Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<T, ApiError> {
     let mut buf = Vec::new();
     let mut frames = body.into_data_stream();
-    while let Some(frame) = frames.next().await {
-        let bytes = frame
-            .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
-        if buf.len() + bytes.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
+    let read_all = async {
+        while let Some(frame) = frames.next().await {
+            let bytes = frame.map_err(|e| {
+                ApiError::bad_request(format!("could not read the request body: {e}"))
+            })?;
+            if buf.len() + bytes.len() > limit {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            buf.extend_from_slice(&bytes);
         }
-        buf.extend_from_slice(&bytes);
-    }
+        Ok(())
+    };
+    tokio::time::timeout(timeout, read_all)
+        .await
+        .map_err(|_| ApiError::RequestTimeout {
+            seconds: timeout.as_secs(),
+        })??;
     serde_json::from_slice(&buf)
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
 }
@@ -244,7 +258,7 @@ async fn chat_completions(
     State(s): State<Arc<AppState>>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let req: ChatCompletionRequest = read_json(body, s.max_body_bytes).await?;
+    let req: ChatCompletionRequest = read_json(body, s.max_body_bytes, s.body_read_timeout).await?;
     let ready = s.ready()?;
     let (params, messages) = params::chat(&req, &s.limits)?;
     let engine = ready.engine.clone();
@@ -253,7 +267,7 @@ async fn chat_completions(
 }
 
 async fn completions(State(s): State<Arc<AppState>>, body: Body) -> Result<Response, ApiError> {
-    let req: CompletionRequest = read_json(body, s.max_body_bytes).await?;
+    let req: CompletionRequest = read_json(body, s.max_body_bytes, s.body_read_timeout).await?;
     let ready = s.ready()?;
     let params = params::completion(&req, &s.limits)?;
     let engine = ready.engine.clone();
@@ -262,7 +276,7 @@ async fn completions(State(s): State<Arc<AppState>>, body: Body) -> Result<Respo
 }
 
 async fn embeddings(State(s): State<Arc<AppState>>, body: Body) -> Result<Response, ApiError> {
-    let req: EmbeddingRequest = read_json(body, s.max_body_bytes).await?;
+    let req: EmbeddingRequest = read_json(body, s.max_body_bytes, s.body_read_timeout).await?;
     let service = s.embeddings.get().cloned().ok_or_else(|| {
         ApiError::invalid(
             "model",

@@ -13,6 +13,7 @@ use crate::worker;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// How the server listens and what it accepts.
@@ -34,6 +35,10 @@ pub struct ServerConfig {
     pub http_threads: usize,
     /// Most connections open at once; more wait in the kernel's backlog until one closes.
     pub max_connections: usize,
+    /// Time a connection has to send a request's headers (then it is closed).
+    pub header_read_timeout: Duration,
+    /// Time a request has to send its body once the headers are in (then 408).
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +52,8 @@ impl Default for ServerConfig {
             handle_signals: false,
             http_threads: 2,
             max_connections: 256,
+            header_read_timeout: crate::connections::HEADER_READ_TIMEOUT,
+            body_read_timeout: crate::connections::BODY_READ_TIMEOUT,
         }
     }
 }
@@ -66,9 +73,11 @@ impl Server {
             || config.max_body_bytes == 0
             || config.http_threads == 0
             || config.max_connections == 0
+            || config.header_read_timeout.is_zero()
+            || config.body_read_timeout.is_zero()
         {
             return Err(ServerError::Config(
-                "queue capacity, body limit, HTTP threads and connection limit must be at least 1"
+                "queue capacity, body limit, HTTP threads, connection limit and read timeouts must be at least 1"
                     .into(),
             ));
         }
@@ -89,12 +98,13 @@ impl Server {
             reason,
         })?;
         let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
-        let listener = LimitedListener::new(listener, permits.clone());
+        let open_connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let listener = LimitedListener::new(listener, permits, open_connections.clone());
         let state = Arc::new(AppState {
-            connections: permits,
-            max_connections: config.max_connections,
+            open_connections,
             api_key: config.api_key.clone().filter(|k| !k.is_empty()),
             max_body_bytes: config.max_body_bytes,
+            body_read_timeout: config.body_read_timeout,
             limits: config.limits,
             metrics: Arc::new(Metrics::default()),
             ready: OnceLock::new(),
@@ -104,18 +114,19 @@ impl Server {
         let app = routes::router(state.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let signals = config.handle_signals;
+        let header_timeout = config.header_read_timeout;
         let thread = std::thread::Builder::new()
             .name("slm-server".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(async move {
-                            tokio::select! {
-                                _ = stopped => {}
-                                _ = shutdown_signal(), if signals => {}
-                            }
-                        })
-                        .await
+                    let shutdown = async move {
+                        tokio::select! {
+                            _ = stopped => {}
+                            _ = shutdown_signal(), if signals => {}
+                        }
+                    };
+                    crate::connections::serve(listener, app, header_timeout, shutdown).await;
+                    Ok(())
                 })
             })
             .map_err(ServerError::Runtime)?;

@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -384,4 +384,89 @@ fn disconnect_cancels_a_non_streamed_request_too() {
         generated < 900.0,
         "{generated} tokens generated for a client that left"
     );
+}
+
+/// Slowloris: connections that send nothing, or headers or a body a trickle at a time, are
+/// closed (headers) or answered 408 (body) when their time is up, and never lock out others,
+/// even when they fill the connection cap.
+#[test]
+fn silent_and_trickling_clients_are_timed_out() {
+    let server = slm_server::Server::start(slm_server::ServerConfig {
+        addr: "127.0.0.1:0".into(),
+        max_connections: 8,
+        header_read_timeout: Duration::from_millis(700),
+        body_read_timeout: Duration::from_millis(700),
+        ..slm_server::ServerConfig::default()
+    })
+    .unwrap();
+    let a = server.local_addr().to_string();
+    // Fill every connection slot with silent sockets and half-sent headers.
+    let mut idle: Vec<std::net::TcpStream> = (0..8)
+        .map(|i| {
+            let mut s = std::net::TcpStream::connect(&a).unwrap();
+            if i % 2 == 1 {
+                s.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+                    .unwrap();
+            }
+            s
+        })
+        .collect();
+    // Once they time out, a new client gets through.
+    let t0 = Instant::now();
+    let r = get(&format!("http://{a}"), "/health", None);
+    assert_eq!(r.status, 503, "no model installed: {}", r.body);
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "locked out for {:?}",
+        t0.elapsed()
+    );
+    // The silent ones were closed by the server (read gives EOF or a reset, never blocks).
+    for s in &mut idle {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 256];
+        match s.read(&mut buf) {
+            Ok(_) => {}
+            Err(e) => assert!(
+                !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "connection still open: {e}"
+            ),
+        }
+    }
+    // A body that trickles in too slowly is a 408 in the OpenAI error shape.
+    let mut s = std::net::TcpStream::connect(&a).unwrap();
+    s.write_all(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"mess",
+    )
+    .unwrap();
+    let head = read_until(&mut s, "\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    server.shutdown().unwrap();
+}
+
+/// The open-connections gauge counts exactly the open connections: a lone `/metrics` request
+/// sees itself and nothing else, every time.
+#[test]
+fn connection_gauge_counts_only_open_connections() {
+    let server = slm_server::Server::start(slm_server::ServerConfig {
+        addr: "127.0.0.1:0".into(),
+        ..slm_server::ServerConfig::default()
+    })
+    .unwrap();
+    let a = server.local_addr().to_string();
+    for i in 0..5 {
+        let mut s = std::net::TcpStream::connect(&a).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let open = text
+            .lines()
+            .find_map(|l| l.strip_prefix("slm_connections_open "))
+            .unwrap_or_else(|| panic!("no gauge in {text}"));
+        assert_eq!(open.trim(), "1", "request {i}");
+    }
+    server.shutdown().unwrap();
 }

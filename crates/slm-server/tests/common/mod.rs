@@ -96,6 +96,8 @@ pub fn start_empty(opts: Opts) -> Server {
         handle_signals: false,
         http_threads: 2,
         max_connections: 64,
+        header_read_timeout: slm_server::connections::HEADER_READ_TIMEOUT,
+        body_read_timeout: slm_server::connections::BODY_READ_TIMEOUT,
     })
     .unwrap()
 }
