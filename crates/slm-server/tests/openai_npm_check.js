@@ -63,6 +63,28 @@ async function main() {
   const c = await client.completions.create({ model, prompt: "The capital of France is", max_tokens: 8, temperature: 0 });
   check(c.object === "text_completion" && c.choices[0].text.length > 0, "completion");
 
+  // Structured output: the answer must parse and match the schema.
+  const schema = {
+    type: "object",
+    properties: { name: { type: "string" }, age: { type: "integer" } },
+    required: ["name", "age"],
+    additionalProperties: false,
+  };
+  const js = await client.chat.completions.create({
+    model, max_tokens: 48, temperature: 0,
+    messages: [{ role: "user", content: "Invent a person. Answer in JSON with name and age." }],
+    response_format: { type: "json_schema", json_schema: { name: "person", schema, strict: true } },
+  });
+  const person = JSON.parse(js.choices[0].message.content);
+  check(typeof person.name === "string" && Number.isInteger(person.age), `json_schema answer ${js.choices[0].message.content}`);
+  check(Object.keys(person).sort().join(",") === "age,name", "no extra keys");
+  check(js.choices[0].finish_reason === "stop", `json_schema finish ${js.choices[0].finish_reason}`);
+  const badSchema = await expectError(OpenAI.BadRequestError,
+    client.chat.completions.create({ model, messages, max_tokens: 4,
+      response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "no-such-type" } } } }),
+    "invalid schema");
+  check(String(badSchema.param || "").startsWith("response_format"), `invalid schema param ${badSchema.param}`);
+
   const overflow = await expectError(OpenAI.BadRequestError,
     client.chat.completions.create({ model, messages: [{ role: "user", content: "word ".repeat(2000) }], max_tokens: 4 }),
     "context overflow");
