@@ -100,7 +100,7 @@ fn printing_a_huge_repeated_sequence_is_an_error_not_a_hang() {
     for (source, expected) in [
         ("{{ range(100000) * 1000000 }}", "too large"),
         ("{{ messages * 1000000000 }}", "too large"),
-        ("{% set x = range(100000) * 100 %}{{ x }}", &*MAX_PRINTED_ITEMS.to_string()),
+        ("{% set x = range(100000) * 11 %}{{ x }}", &*MAX_PRINTED_ITEMS.to_string()),
     ] {
         let template = ChatTemplate::new(source, "<s>", "</s>").expect("compiles");
         match template.render(&messages, true) {
@@ -193,6 +193,50 @@ fn doubling_a_lazy_concatenation_is_bounded() {
     let append = double("[]", "ns.x + [i]", 3000, "{{ ns.x|length }} {{ ns.x|sum }} {{ ns.x[2999] }}");
     let ordinary = "{{ ([1, 2]|chain([3], 'ab'))|list }} {{ ([] + [1] + [] + [2])|list }} {{ ({'a': 1}|chain({'b': 2})).b }}";
     assert_bounded(&[(&*append, Some("3000 4498500 2999")), (ordinary, Some("[1, 2, 3, 'a', 'b'] [1, 2] 2"))], limit);
+}
+
+/// Finding 10 (found while fixing finding 9): a namespace holding itself (`{% set ns.x = [ns] %}`)
+/// made printing or `tojson` recurse without end, and values nested tens of thousands of levels
+/// deep (`ns.x = [ns.x]` in a loop, `|batch(1)` chains) overflowed the stack when printed or
+/// dropped — an abort, not an error. The patched minijinja (third_party/minijinja/SLM-PATCH.md)
+/// refuses cycles and nesting past 200 levels. Without the fix this test aborts.
+#[test]
+fn cyclic_and_deeply_nested_values_are_refused() {
+    use slm_runtime::ChatTemplate;
+    let limit = std::time::Duration::from_secs(10);
+    // Expressions whose syntax tree alone is too deep to compile (the compiler recursed per level).
+    for source in [
+        format!("{{{{ [1]{} }}}}", "|batch(1)".repeat(20_000)),
+        format!("{{{{ 1{} }}}}", " + 1".repeat(20_000)),
+        format!("{{{{ x{} }}}}", ".a".repeat(20_000)),
+        format!("{{{{ {}1 }}}}", "not ".repeat(20_000)),
+        format!("{{{{ {}1 }}}}", "-".repeat(50_000)),
+    ] {
+        match ChatTemplate::new(&source, "", "") {
+            Err(RuntimeError::TemplateInvalid { reason }) => assert!(reason.contains("deep") || reason.contains("recursion"), "{reason}"),
+            other => panic!("{}...: expected TemplateInvalid, got {other:?}", &source[..40]),
+        }
+    }
+    let chain = format!("{{{{ [1]{} }}}}", "|batch(1)".repeat(300));
+    let failing = [
+        "{% set ns = namespace(x=1) %}{% set ns.x = [ns] %}{{ ns }}",
+        "{% set ns = namespace(x=1) %}{% set ns.x = {'a': [ns]} %}{{ ns.x|tojson }}",
+        "{% set a = namespace(x=1) %}{% set b = namespace(x=[a]) %}{% set a.x = [b] %}{{ a }}",
+        "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x|length }}",
+        "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = ns.x + [ns.x] %}{% endfor %}",
+        "{% set ns = namespace(x={}) %}{% for i in range(100000) %}{% set ns.x = {'k': ns.x} %}{% endfor %}",
+        "{% macro f(x, n) %}{% if n %}{{ f([[[[[[[[[[x]]]]]]]]]], n - 1) }}{% else %}{{ x }}{% endif %}{% endmacro %}{{ f(1, 400) }}",
+        &chain,
+    ];
+    assert_bounded_failures(&failing, limit);
+    // Nesting up to the limit, namespaces inside lists, long flat chains and ordinary structures
+    // still work.
+    let sum = format!("{{{{ 1{} }}}}", " + 1".repeat(900));
+    assert_bounded(&[(&*sum, Some("901"))], limit);
+    let ok = "{% set ns = namespace(x=[]) %}{% for i in range(150) %}{% set ns.x = [ns.x] %}{% endfor %}\
+              {{ ns.x|length }} {% set other = namespace(v=2) %}{% set ns.y = [other, {'a': [1, (2, 3)]}] %}\
+              {{ ns.y[0].v }} {{ ns.y[1] }}";
+    assert_bounded(&[(ok, Some("1 2 {'a': [1, (2, 3)]}"))], limit);
 }
 
 /// slm's own template methods and `tojson` (chat_template/pycompat.rs, pyjson.rs) charge fuel for

@@ -12,6 +12,12 @@ use crate::syntax::SyntaxConfig;
 use crate::value::Value;
 
 const MAX_RECURSION: usize = 150;
+
+/// slm patch: the deepest expression tree a template may have.  Chains of binary operators,
+/// postfix operators (`.a`, `[0]`, calls), filters and tests build nested trees in a loop, without
+/// the recursion guard, and compiling or dropping a tree recurses once per level: a 20 000-filter
+/// chain overflowed a 2 MiB stack.  Every guarded recursion and every chain link counts.
+const MAX_AST_DEPTH: usize = 1000;
 const RESERVED_NAMES: [&str; 8] = [
     "true", "True", "false", "False", "none", "None", "loop", "self",
 ];
@@ -183,6 +189,8 @@ struct Parser<'a> {
     #[cfg(feature = "multi_template")]
     blocks: BTreeSet<&'a str>,
     depth: usize,
+    // slm patch: see `MAX_AST_DEPTH`.
+    ast_depth: usize,
 }
 
 macro_rules! binop {
@@ -190,18 +198,21 @@ macro_rules! binop {
         fn $func(&mut self) -> Result<ast::Expr<'a>, Error> {
             let span = self.stream.current_span();
             let mut left = ok!(self.$next());
+            let mut links = 0;
             loop {
                 let op = match ok!(self.stream.current()) {
                     $($tok)*
                     _ => break,
                 };
                 ok!(self.stream.next());
+                ok!(self.chain_link(&mut links));
                 let right = ok!(self.$next());
                 left = ast::Expr::BinOp(Spanned::new(
                     ast::BinOp { op, left, right, },
                     self.stream.expand_span(span),
                 ));
             }
+            self.ast_depth -= links;
             Ok(left)
         }
     };
@@ -219,7 +230,8 @@ macro_rules! unaryop {
             Ok(ast::Expr::UnaryOp(Spanned::new(
                 ast::UnaryOp {
                     op,
-                    expr: ok!(self.$func()),
+                    // slm patch: guarded (`not not not ...` recursed without a limit).
+                    expr: ok!(with_recursion_guard!(self, self.$func())),
                 },
                 self.stream.expand_span(span),
             )))
@@ -230,18 +242,33 @@ macro_rules! unaryop {
 macro_rules! with_recursion_guard {
     ($parser:expr, $expr:expr) => {{
         $parser.depth += 1;
-        if $parser.depth > MAX_RECURSION {
+        $parser.ast_depth += 1;
+        if $parser.depth > MAX_RECURSION || $parser.ast_depth > MAX_AST_DEPTH {
             return Err(syntax_error(Cow::Borrowed(
                 "template exceeds maximum recursion limits",
             )));
         }
         let rv = $expr;
         $parser.depth -= 1;
+        $parser.ast_depth -= 1;
         rv
     }};
 }
 
 impl<'a> Parser<'a> {
+    /// slm patch: one more link of an operator, postfix or filter chain (see `MAX_AST_DEPTH`);
+    /// the caller subtracts its `links` from `ast_depth` when the chain ends.
+    fn chain_link(&mut self, links: &mut usize) -> Result<(), Error> {
+        *links += 1;
+        self.ast_depth += 1;
+        if self.ast_depth > MAX_AST_DEPTH {
+            return Err(syntax_error(Cow::Borrowed(
+                "template expression nests too deeply",
+            )));
+        }
+        Ok(())
+    }
+
     /// Creates a new parser.
     ///
     /// `in_expr` is necessary to parse within an expression context.  Otherwise
@@ -264,6 +291,7 @@ impl<'a> Parser<'a> {
             #[cfg(feature = "multi_template")]
             blocks: BTreeSet::new(),
             depth: 0,
+            ast_depth: 0,
         }
     }
 
@@ -433,7 +461,8 @@ impl<'a> Parser<'a> {
         }
         ok!(self.stream.next());
         let operand_span = self.stream.current_span();
-        let operand = ok!(self.parse_unary_only());
+        // slm patch: guarded (`- - - ...` recursed without a limit).
+        let operand = ok!(with_recursion_guard!(self, self.parse_unary_only()));
         let operand = ok!(self.parse_postfix(operand, operand_span));
         Ok(ast::Expr::UnaryOp(Spanned::new(
             ast::UnaryOp {
@@ -457,7 +486,9 @@ impl<'a> Parser<'a> {
         mut span: Span,
     ) -> Result<ast::Expr<'a>, Error> {
         let mut expr = expr;
+        let mut links = 0;
         loop {
+            ok!(self.chain_link(&mut links));
             let next_span = self.stream.current_span();
             match ok!(self.stream.current()) {
                 Some((Token::Dot, _)) => {
@@ -548,6 +579,7 @@ impl<'a> Parser<'a> {
             }
             span = next_span;
         }
+        self.ast_depth -= links;
         Ok(expr)
     }
 
@@ -575,7 +607,9 @@ impl<'a> Parser<'a> {
 
     fn parse_filter_expr(&mut self, expr: ast::Expr<'a>) -> Result<ast::Expr<'a>, Error> {
         let mut expr = expr;
+        let mut links = 0;
         loop {
+            ok!(self.chain_link(&mut links));
             match ok!(self.stream.current()) {
                 Some((Token::Pipe, _)) => {
                     ok!(self.stream.next());
@@ -643,6 +677,7 @@ impl<'a> Parser<'a> {
                 _ => break,
             }
         }
+        self.ast_depth -= links;
         Ok(expr)
     }
 

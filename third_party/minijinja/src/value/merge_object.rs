@@ -37,6 +37,11 @@ pub struct MergeDict {
 }
 
 impl MergeDict {
+    /// slm patch: the merged maps.
+    pub(crate) fn parts(&self) -> &[Value] {
+        &self.values
+    }
+
     pub fn new(values: Vec<Value>) -> Self {
         Self {
             weight: lazy_weight_of(&values),
@@ -123,6 +128,11 @@ impl MergeSeq {
             repr,
             depth,
         }
+    }
+
+    /// slm patch: the concatenated parts (not their items).
+    pub(crate) fn parts(&self) -> &[Value] {
+        &self.values
     }
 
     pub(crate) fn depth_for_values(values: &[Value]) -> usize {

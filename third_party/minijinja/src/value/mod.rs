@@ -260,6 +260,8 @@ mod argtypes;
 mod deserialize;
 pub(crate) mod merge_object;
 pub(crate) mod namespace_object;
+// slm patch: nesting bound (finding 10).
+pub(crate) mod nesting;
 mod object;
 pub(crate) mod ops;
 

@@ -542,6 +542,8 @@ impl<'env> Executor<'env> {
                     b = stack.pop();
                     a = stack.pop();
                     if let Some(ns) = b.downcast_object_ref::<Namespace>() {
+                        // slm patch: no cycles, bounded nesting (`value::nesting`).
+                        ctx_ok!(crate::value::nesting::check_assigned(state, &b, &a));
                         ns.set_value(name, a);
                     } else {
                         bail!(Error::new(

@@ -75,6 +75,8 @@ pub struct State<'template, 'env> {
     // reported.  Only populated in debug mode.
     #[cfg(feature = "debug")]
     pub(crate) undefined_origins: BTreeMap<u32, &'template Instructions<'env>>,
+    // slm patch: depths of values already checked (`value::nesting`).
+    pub(crate) nesting: crate::value::nesting::NestingMemo,
 }
 
 impl fmt::Debug for State<'_, '_> {
@@ -127,6 +129,7 @@ impl<'template, 'env> State<'template, 'env> {
             fuel_tracker: ctx.env().fuel().map(FuelTracker::new),
             #[cfg(feature = "debug")]
             undefined_origins: Default::default(),
+            nesting: Default::default(),
             ctx,
         }
     }
@@ -515,6 +518,8 @@ impl<'template, 'env> State<'template, 'env> {
     /// Charges fuel for the size of a value.
     #[inline(always)]
     pub(crate) fn charge_value(&self, _value: &Value) -> Result<(), Error> {
+        // slm patch: a bound on nesting and no cycles (`value::nesting`).
+        ok!(crate::value::nesting::check_created(self, _value));
         #[cfg(feature = "fuel")]
         {
             if let Some(ref tracker) = self.fuel_tracker {
