@@ -9,6 +9,9 @@ check is about over a few minutes):
 2. predict the file from that profile: `slm fit FILE --device PROFILE -c P+N -b B -p P -n N --json`;
 3. measure it: `slm bench -m FILE -p P -n N -b B -r R` (peak RSS from the kernel's rusage of that process).
 `--one-probe` measures the machine once before all files instead (the original method).
+With --reference REF (default: the calibration model), REF is benchmarked right after each file too, and the
+"relative" ratio (pred(FILE) / pred(REF)) / (meas(FILE) / meas(REF)) is reported next to the absolute one: it
+takes out how much slower the machine was during the file's benchmark than during the calibration run.
 Prints | file | peak RSS pred/meas | pp pred/meas | tg pred/meas |, the worst ratio, and the load average (uptime)
 before and after.
 
@@ -48,6 +51,16 @@ def probe(a, path):
     return profile
 
 
+def bench_cmd(a, f):
+    return [a.slm, "bench", "-m", f, "-p", str(a.p), "-n", str(a.n), "-b", str(a.b), "-t", str(a.t), "-r", str(a.r),
+            "-o", "json"]
+
+
+def speeds(bench_json):
+    tests = json.loads(bench_json)
+    return next(t["avg_ts"] for t in tests if t["n_prompt"]), next(t["avg_ts"] for t in tests if t["n_gen"])
+
+
 def predict(a, f, profile_path):
     out = subprocess.run([a.slm, "fit", f, "--device", profile_path, "-c", str(a.p + a.n), "-b", str(a.b),
                           "-p", str(a.p), "-n", str(a.n), "--json"], check=True, stdout=subprocess.PIPE, text=True)
@@ -66,6 +79,7 @@ def main(argv):
     ap.add_argument("--profile", default="/tmp/slm-fit-profile.json")
     ap.add_argument("--one-probe", action="store_true", help="measure the machine once, before all files")
     ap.add_argument("--calibrate-on", help="model the auto profile is calibrated on (default: the first file)")
+    ap.add_argument("--reference", help="file benchmarked after each file (default: the calibration model)")
     ap.add_argument("--json-out", default="bench/results/fit_check.json")
     a = ap.parse_args(argv)
     load_before = load_average()
@@ -76,19 +90,25 @@ def main(argv):
         if not profiles or not a.one_probe:
             profiles.append(probe(a, a.profile))
         pred = predict(a, f, a.profile)
-        out, rss = run_measured([a.slm, "bench", "-m", f, "-p", str(a.p), "-n", str(a.n), "-b", str(a.b),
-                                 "-t", str(a.t), "-r", str(a.r), "-o", "json"])
-        tests = json.loads(out)
-        pp = next(t["avg_ts"] for t in tests if t["n_prompt"])
-        tg = next(t["avg_ts"] for t in tests if t["n_gen"])
-        r = {"file": os.path.basename(f), "rss_pred": pred["peak_bytes"], "rss_meas": rss, "pp_pred": pred["prompt_tps"],
+        out, rss = run_measured(bench_cmd(a, f))
+        pp, tg = speeds(out)
+        ref = a.reference or a.calibrate_on or a.files[0]
+        ref_pred = predict(a, ref, a.profile)
+        ref_pp, ref_tg = speeds(run_measured(bench_cmd(a, ref))[0])
+        r = {"ref_pp_pred": ref_pred["prompt_tps"], "ref_tg_pred": ref_pred["gen_tps"], "ref_pp_meas": ref_pp,
+             "ref_tg_meas": ref_tg,
+             "pp_rel": (pred["prompt_tps"] / ref_pred["prompt_tps"]) / (pp / ref_pp),
+             "tg_rel": (pred["gen_tps"] / ref_pred["gen_tps"]) / (tg / ref_tg), "file": os.path.basename(f), "rss_pred": pred["peak_bytes"], "rss_meas": rss, "pp_pred": pred["prompt_tps"],
              "pp_meas": pp, "tg_pred": pred["gen_tps"], "tg_meas": tg, "load": load_average(),
              "calibration": profiles[-1]["source"]}
         rows.append(r)
         print(f"| {r['file']} | {r['rss_pred']/2**20:.1f} / {rss/2**20:.1f} MiB ({r['rss_pred']/rss:.2f}) "
               f"| {r['pp_pred']:.0f} / {pp:.0f} ({r['pp_pred']/pp:.2f}) "
-              f"| {r['tg_pred']:.1f} / {tg:.1f} ({r['tg_pred']/tg:.2f}) | load {r['load']}", flush=True)
+              f"| {r['tg_pred']:.1f} / {tg:.1f} ({r['tg_pred']/tg:.2f}) | {r['pp_rel']:.2f} | {r['tg_rel']:.2f} "
+              f"| {r['load']} |", flush=True)
     worst = max((abs(r[k + "_pred"] / r[k + "_meas"] - 1), r["file"], k) for r in rows for k in ("rss", "pp", "tg"))
+    worst_rel = max((abs(r[k] - 1), r["file"], k) for r in rows for k in ("pp_rel", "tg_rel"))
+    print(f"worst relative error, relative to the reference: {worst_rel[0] * 100:.1f}% ({worst_rel[1]} {worst_rel[2]})")
     load_after = load_average()
     print(f"worst relative error: {worst[0] * 100:.1f}% ({worst[1]} {worst[2]})")
     print(f"load average before: {load_before}; after: {load_after}")
