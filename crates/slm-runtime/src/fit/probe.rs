@@ -254,6 +254,15 @@ fn measure_sized(
     })
 }
 
+/// Seconds of one one-token product by a `rows × cols` matrix of `dtype` (for hand-run checks).
+#[cfg(test)]
+pub(crate) fn time_head(pool: &Pool, dtype: GgmlType, rows: usize, cols: usize) -> Result<f64, RuntimeError> {
+    let layers = Layers::new(dtype, &[vec![(rows, cols)]], 1)?;
+    let x = vec![0.25f32; cols.div_ceil(256) * 256];
+    let (mut out, mut s) = (Default::default(), Scratch::new());
+    best_secs(7, || layers.run(pool, &x, 1, &mut out, &mut s))
+}
+
 /// Memory available to a new process on Linux (`MemAvailable`), if readable.
 pub fn available_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;

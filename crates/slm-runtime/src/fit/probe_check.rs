@@ -25,6 +25,20 @@ fn probe_vs_models() {
             let file = Arc::new(slm_format::GgufFile::open(std::path::Path::new(f)).unwrap());
             let fp = Footprint::of(&file, None).unwrap();
             let model = slm_model::Model::from_gguf(file).unwrap();
+            if round == 0 {
+                // The output head alone (one tall matrix, not in the probe's layer) vs its predicted time.
+                let o = &fp.output;
+                let head = super::probe::time_head(&pool, o.dtype, o.rows, o.cols).unwrap();
+                let pred = o.bytes as f64 / dev.decode_bytes_per_sec(o.dtype);
+                eprintln!(
+                    "  output head {:?} {}x{}: pred {:.2} ms meas {:.2} ms",
+                    o.dtype,
+                    o.rows,
+                    o.cols,
+                    pred * 1e3,
+                    head * 1e3
+                );
+            }
             let (p, g) = time_model(&model, &pool).unwrap();
             let pp = super::predict::prompt_secs(&fp, &dev, CALIBRATE_PROMPT, CALIBRATE_PROMPT);
             let pg = super::predict::gen_secs(&fp, &dev, CALIBRATE_GEN);
