@@ -6,7 +6,7 @@ use slm_format::{GgmlType, GgufFile};
 use slm_kernels::Pool;
 use slm_model::arch::Arch;
 use slm_model::lora::{merge_file, merge_gguf, LoraAdapter, LoraError, LoraTarget};
-use slm_model::quantize::{FileType, PolicyOptions, QuantizeOptions};
+use slm_model::quantize::{FileType, QuantizeOptions};
 use slm_model::random_init::random_llama_gguf;
 use slm_model::{Logits, Model, ModelConfig};
 use std::sync::Arc;
@@ -147,20 +147,8 @@ fn merge_file_keeps_types_or_requantizes() {
     let applied = logits(&model(base_bytes(GgmlType::F32)).with_adapters(&[(a.clone(), 1.0)]).unwrap());
 
     let q8 = dir.path().join("merged-q8.gguf");
-    let opts = QuantizeOptions {
-        policy: PolicyOptions {
-            ftype: FileType::parse("Q8_0").unwrap(),
-            pure: false,
-            output_type: None,
-            embedding_type: None,
-            leave_output: false,
-            overrides: Vec::new(),
-            has_imatrix: false,
-        },
-        allow_requantize: true,
-        n_threads: 2,
-        imatrix: None,
-    };
+    let opts =
+        QuantizeOptions { allow_requantize: true, ..QuantizeOptions::preset(FileType::parse("Q8_0").unwrap(), 2) };
     let report = merge_file(&base_path, &[(a.clone(), 1.0)], &q8, Some(&opts)).unwrap();
     assert_eq!(report.n_merged, 14);
     assert!(report.quantize.is_some());

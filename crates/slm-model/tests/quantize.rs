@@ -4,27 +4,14 @@
 use slm_format::{GgmlType, GgufFile};
 use slm_kernels::Pool;
 use slm_model::quantize::{
-    plan, quantize_gguf, FileType, ImatrixCollector, ImportanceMatrix, PolicyOptions, QuantizeError, QuantizeOptions,
+    plan, quantize_gguf, FileType, ImatrixCollector, ImportanceMatrix, QuantizeError, QuantizeOptions,
 };
 use slm_model::random_init::{golden_config, random_imatrix, random_llama_gguf, GOLDEN_SEED};
 use slm_model::{Logits, Model};
 use std::sync::Arc;
 
 fn options(ftype: FileType) -> QuantizeOptions {
-    QuantizeOptions {
-        policy: PolicyOptions {
-            ftype,
-            pure: false,
-            output_type: None,
-            embedding_type: None,
-            leave_output: false,
-            overrides: Vec::new(),
-            has_imatrix: false,
-        },
-        allow_requantize: false,
-        n_threads: 2,
-        imatrix: None,
-    }
+    QuantizeOptions::preset(ftype, 2)
 }
 
 fn source(dtype: GgmlType) -> GgufFile {

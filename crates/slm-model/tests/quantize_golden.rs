@@ -35,18 +35,9 @@ fn tensor_data_is_byte_identical_to_llama_quantize() {
         };
         let ftype = FileType::parse(preset).unwrap_or_else(|| panic!("unknown preset {preset}"));
         let opts = QuantizeOptions {
-            policy: PolicyOptions {
-                ftype,
-                pure: false,
-                output_type: None,
-                embedding_type: None,
-                leave_output: false,
-                overrides: Vec::new(),
-                has_imatrix: with_imatrix,
-            },
-            allow_requantize: false,
-            n_threads: 2,
+            policy: PolicyOptions { has_imatrix: with_imatrix, ..PolicyOptions::preset(ftype) },
             imatrix: with_imatrix.then(|| imatrix.clone()),
+            ..QuantizeOptions::preset(ftype, 2)
         };
         let (writer, _) = quantize_gguf(&src, &opts, &mut |_, _, _| {}).unwrap();
         let out = GgufFile::from_bytes(writer.to_bytes().unwrap()).unwrap();

@@ -2,7 +2,7 @@
 //! more memory and stream more bytes, verdicts and the best-fit choice follow the budget.
 
 use slm_format::{GgmlType, GgufFile};
-use slm_model::quantize::{FileType, PolicyOptions, QuantizeOptions};
+use slm_model::quantize::{FileType, QuantizeOptions};
 use slm_model::random_init::{golden_config, random_llama_gguf};
 use slm_model::ContextBytes;
 use slm_runtime::fit::{best_fit, builtin_profiles, predict, DeviceProfile, Footprint, Verdict};
@@ -12,20 +12,7 @@ fn file() -> GgufFile {
 }
 
 fn quant(ftype: FileType) -> QuantizeOptions {
-    QuantizeOptions {
-        policy: PolicyOptions {
-            ftype,
-            pure: false,
-            output_type: None,
-            embedding_type: None,
-            leave_output: false,
-            overrides: Vec::new(),
-            has_imatrix: false,
-        },
-        allow_requantize: true,
-        n_threads: 1,
-        imatrix: None,
-    }
+    QuantizeOptions { allow_requantize: true, ..QuantizeOptions::preset(ftype, 1) }
 }
 
 fn device(memory_bytes: u64) -> DeviceProfile {

@@ -2,7 +2,9 @@
 //! the size of one training text file, the BPE vocabulary size and the training memory estimate,
 //! each accepted at its value and refused one past it with a typed error that says the limit.
 
-use slm_model::{Arch, ModelConfig};
+mod common;
+
+use slm_model::ModelConfig;
 use slm_train::bpe::{train_bpe, BpeOptions, MAX_VOCAB, MIN_VOCAB};
 use slm_train::data::{read_documents, MAX_FILE_BYTES};
 use slm_train::trainer::MAX_TRAIN_BYTES;
@@ -53,20 +55,7 @@ fn bpe_vocabulary_size_limits() {
 /// limit cheaply: the estimate grows with it, the trainer's own buffers do not.
 #[test]
 fn training_memory_estimate_limit() {
-    let cfg = ModelConfig {
-        arch: Arch::Llama,
-        n_vocab: 32,
-        d_model: 16,
-        n_layer: 2,
-        n_head: 4,
-        n_kv_head: 2,
-        head_dim: 4,
-        d_ff: 24,
-        n_ctx_train: 64,
-        rms_eps: 1e-5,
-        rope_theta: 10_000.0,
-        tied_output: true,
-    };
+    let cfg = ModelConfig { n_vocab: 32, n_ctx_train: 64, ..common::tiny_config(true) };
     let model = TrainModel::new(cfg).unwrap();
     let seq_len = 16;
     // The largest batch whose estimate is within the limit (the estimate grows with the batch).

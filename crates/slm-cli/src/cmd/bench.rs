@@ -86,6 +86,15 @@ struct Row {
     stddev: f64,
 }
 
+impl Row {
+    /// A test's row: the mean and sample standard deviation of its speeds.
+    fn of(n_prompt: usize, n_gen: usize, n_parallel: usize, samples: Vec<f64>) -> Row {
+        let avg = samples.iter().sum::<f64>() / samples.len() as f64;
+        let var = samples.iter().map(|s| (s - avg).powi(2)).sum::<f64>() / (samples.len().max(2) - 1) as f64;
+        Row { n_prompt, n_gen, n_parallel, samples, avg, stddev: var.sqrt() }
+    }
+}
+
 fn measure(model: &Model, pool: &Pool, n_prompt: usize, n_gen: usize, n_batch: usize, reps: usize) -> Result<Row> {
     let n_vocab = model.config().n_vocab as u64;
     let mut rng = SplitMix64::new(1234);
@@ -107,9 +116,7 @@ fn measure(model: &Model, pool: &Pool, n_prompt: usize, n_gen: usize, n_batch: u
             samples.push((n_prompt + n_gen) as f64 / secs);
         }
     }
-    let avg = samples.iter().sum::<f64>() / samples.len() as f64;
-    let var = samples.iter().map(|s| (s - avg).powi(2)).sum::<f64>() / (samples.len().max(2) - 1) as f64;
-    Ok(Row { n_prompt, n_gen, n_parallel: 1, samples, avg, stddev: var.sqrt() })
+    Ok(Row::of(n_prompt, n_gen, 1, samples))
 }
 
 /// Generation of `n_gen` tokens in each of `n_seq` contexts, one batched step per token.
@@ -133,7 +140,5 @@ fn measure_parallel(model: &Model, pool: &Pool, n_gen: usize, n_seq: usize, reps
             samples.push((n_gen * n_seq) as f64 / secs);
         }
     }
-    let avg = samples.iter().sum::<f64>() / samples.len() as f64;
-    let var = samples.iter().map(|s| (s - avg).powi(2)).sum::<f64>() / (samples.len().max(2) - 1) as f64;
-    Ok(Row { n_prompt: 0, n_gen, n_parallel: n_seq, samples, avg, stddev: var.sqrt() })
+    Ok(Row::of(0, n_gen, n_seq, samples))
 }

@@ -97,6 +97,21 @@ pub struct PolicyOptions {
     pub has_imatrix: bool,
 }
 
+impl PolicyOptions {
+    /// The preset `ftype` with llama-quantize's default mix: no overrides, no importance matrix.
+    pub fn preset(ftype: FileType) -> PolicyOptions {
+        PolicyOptions {
+            ftype,
+            pure: false,
+            output_type: None,
+            embedding_type: None,
+            leave_output: false,
+            overrides: Vec::new(),
+            has_imatrix: false,
+        }
+    }
+}
+
 /// The role of a tensor, from its name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Category {

@@ -22,15 +22,7 @@ fn smollm2_like() -> (Vec<(String, Vec<u64>)>, PolicyModel) {
 }
 
 fn opts(ftype: FileType) -> PolicyOptions {
-    PolicyOptions {
-        ftype,
-        pure: false,
-        output_type: None,
-        embedding_type: None,
-        leave_output: false,
-        overrides: Vec::new(),
-        has_imatrix: false,
-    }
+    PolicyOptions::preset(ftype)
 }
 
 fn types_of(tensors: &[(String, Vec<u64>)], model: &PolicyModel, o: &PolicyOptions) -> Vec<(String, GgmlType)> {

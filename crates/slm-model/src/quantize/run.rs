@@ -30,15 +30,7 @@ impl QuantizeOptions {
     /// no re-quantization of already quantized tensors) on `n_threads` threads (at least 1).
     pub fn preset(ftype: FileType, n_threads: usize) -> QuantizeOptions {
         QuantizeOptions {
-            policy: PolicyOptions {
-                ftype,
-                pure: false,
-                output_type: None,
-                embedding_type: None,
-                leave_output: false,
-                overrides: Vec::new(),
-                has_imatrix: false,
-            },
+            policy: PolicyOptions::preset(ftype),
             allow_requantize: false,
             n_threads: n_threads.max(1),
             imatrix: None,
