@@ -8,6 +8,10 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "slm", version, about, long_about = None, arg_required_else_help = true)]
 pub struct Cli {
+    /// Keep model weights memory-mapped instead of reading them into huge-page memory (instant
+    /// load, pages the OS may evict; generation ~10% slower). Large models are mapped anyway.
+    #[arg(long, global = true)]
+    pub mmap: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -4,10 +4,25 @@ use crate::progress::BarProgress;
 use anyhow::{Context as _, Result};
 use slm_hub::HubConfig;
 use slm_kernels::Pool;
+use slm_format::Residency;
 use slm_model::Model;
 use slm_runtime::{ChatTemplate, GgufVocab, Tokenizer};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// How model weights are held in memory (`--mmap` sets [`Residency::Mapped`]).
+static RESIDENCY: OnceLock<Residency> = OnceLock::new();
+
+/// Sets how every model this process loads holds its weights (once, at start-up).
+pub fn set_residency(residency: Residency) {
+    let _ = RESIDENCY.set(residency);
+}
+
+/// Loads a GGUF model with the process's [`Residency`] (default [`Residency::Auto`]).
+pub fn load_model(path: &std::path::Path) -> Result<Model> {
+    let residency = RESIDENCY.get().copied().unwrap_or_default();
+    Model::load_with(path, residency).with_context(|| format!("loading model {}", path.display()))
+}
 
 /// Default context when the user gives none (capped by the model's training context).
 pub const DEFAULT_CTX: usize = 4096;
@@ -16,7 +31,7 @@ pub const DEFAULT_CTX: usize = 4096;
 pub struct Loaded {
     /// Where the GGUF file is.
     pub path: PathBuf,
-    /// The model (weights memory-mapped).
+    /// The model.
     pub model: Arc<Model>,
     /// Its tokenizer.
     pub tokenizer: Arc<Tokenizer>,
@@ -39,7 +54,7 @@ pub fn load(name_or_path: &str) -> Result<Loaded> {
 /// directories), each checked against the model.
 pub fn load_with_adapters(name_or_path: &str, lora: &[String]) -> Result<Loaded> {
     let path = model_path(name_or_path)?;
-    let mut model = Model::load(&path).with_context(|| format!("loading model {}", path.display()))?;
+    let mut model = load_model(&path)?;
     if !lora.is_empty() {
         let adapters = load_adapters(lora, model.config())?;
         model.set_adapters(&adapters).context("applying the LoRA adapters")?;

@@ -19,4 +19,4 @@ pub mod hf_config;
 pub mod safetensors;
 
 pub use dtype::{GgmlType, QK_K};
-pub use gguf::{Array, GgufError, GgufFile, GgufWriter, Metadata, TensorInfo, Value};
+pub use gguf::{Array, GgufError, GgufFile, GgufWriter, Metadata, Residency, TensorInfo, Value};

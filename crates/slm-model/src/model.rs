@@ -10,7 +10,7 @@ use crate::kv_cache::KvCache;
 use crate::lora::{LoraAdapter, LoraError, LoraStack};
 use crate::observe::ActivationObserver;
 use crate::weights::TensorLoader;
-use slm_format::GgufFile;
+use slm_format::{GgufFile, Residency};
 use slm_kernels::Pool;
 use std::path::Path;
 use std::sync::Arc;
@@ -117,9 +117,16 @@ impl Context {
 }
 
 impl Model {
-    /// Memory-maps and loads a GGUF model file.
+    /// Loads a GGUF model file, its weights held as [`Residency::Auto`] decides (read into
+    /// huge-page memory when the file fits comfortably, else memory-mapped).
     pub fn load(path: &Path) -> Result<Model, ModelError> {
-        Model::from_gguf(Arc::new(GgufFile::open(path)?))
+        Model::load_with(path, Residency::Auto)
+    }
+
+    /// [`Model::load`] with the weights held as `residency` says.
+    pub fn load_with(path: &Path, residency: Residency) -> Result<Model, ModelError> {
+        let file = GgufFile::open_with(path, &slm_format::gguf::Limits::default(), residency)?;
+        Model::from_gguf(Arc::new(file))
     }
 
     /// Loads a model from an already opened GGUF file.

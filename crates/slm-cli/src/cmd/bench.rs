@@ -9,7 +9,7 @@
 
 use crate::args::BenchArgs;
 use crate::load;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::json;
 use slm_kernels::Pool;
 use slm_model::random_init::SplitMix64;
@@ -20,7 +20,7 @@ use std::time::Instant;
 pub fn run(args: BenchArgs) -> Result<()> {
     let path = load::model_path(&args.model)?;
     let load_start = Instant::now();
-    let model = Model::load(&path).with_context(|| format!("loading model {}", path.display()))?;
+    let model = load::load_model(&path)?;
     let load_secs = load_start.elapsed().as_secs_f64();
     let threads = load::threads(args.threads);
     let pool = Pool::new(threads)?;

@@ -6,7 +6,6 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use slm_model::Model;
 use slm_train::distill::{DistillConfig, TeacherCache};
 use slm_train::Trainer;
 use std::path::Path;
@@ -68,7 +67,7 @@ pub fn attach(
             if let Some(Err(e)) = previous {
                 eprintln!("note: rebuilding the teacher cache ({e})");
             }
-            let model = Model::load(&crate::load::model_path(teacher)?)?;
+            let model = crate::load::load_model(&crate::load::model_path(teacher)?)?;
             let student_vocab = trainer.model().config().n_vocab;
             if model.config().n_vocab != student_vocab {
                 anyhow::bail!(

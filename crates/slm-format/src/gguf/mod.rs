@@ -23,6 +23,7 @@ mod error;
 pub mod limits;
 mod metadata;
 mod reader;
+mod residency;
 mod value;
 mod writer;
 
@@ -30,5 +31,6 @@ pub use error::GgufError;
 pub use limits::Limits;
 pub use metadata::Metadata;
 pub use reader::{GgufFile, TensorInfo, ALIGNMENT_KEY, GGUF_MAGIC};
+pub use residency::Residency;
 pub use value::{Array, Value, ValueType};
 pub use writer::GgufWriter;

@@ -22,6 +22,7 @@ use super::limits::{
     MIN_KV_BYTES, MIN_TENSOR_INFO_BYTES,
 };
 use super::metadata::Metadata;
+use super::residency::{read_resident, Residency};
 use super::value::{Array, Value, ValueType};
 use crate::dtype::GgmlType;
 
@@ -93,21 +94,34 @@ struct Header {
 }
 
 impl GgufFile {
-    /// Memory-maps `path` read-only and validates it.
+    /// Memory-maps `path` read-only and validates it (see [`GgufFile::open_with`] for reading it
+    /// into huge-page memory instead, which suits inference).
     ///
-    /// The file must not be modified while the returned value is alive (the usual contract of a
-    /// memory map). Falls back to reading the file into memory where mapping is unavailable.
+    /// A mapped file must not be modified while the returned value is alive (the usual contract
+    /// of a memory map). Falls back to reading the file into memory where mapping is unavailable.
     pub fn open(path: &Path) -> Result<GgufFile, GgufError> {
-        Self::open_with_limits(path, &Limits::default())
+        Self::open_with(path, &Limits::default(), Residency::Mapped)
     }
 
     /// [`GgufFile::open`] with custom [`Limits`].
     pub fn open_with_limits(path: &Path, limits: &Limits) -> Result<GgufFile, GgufError> {
-        let file = File::open(path).map_err(|e| GgufError::io(path, e))?;
+        Self::open_with(path, limits, Residency::Mapped)
+    }
+
+    /// Opens `path` with custom [`Limits`], holding its bytes as `residency` says.
+    pub fn open_with(path: &Path, limits: &Limits, residency: Residency) -> Result<GgufFile, GgufError> {
+        let mut file = File::open(path).map_err(|e| GgufError::io(path, e))?;
         let len = file.metadata().map_err(|e| GgufError::io(path, e))?.len();
         // Mapping an empty file fails on some platforms; an empty file is simply too short.
+        let resident = if len > 0 && residency.reads_into_memory(len) {
+            read_resident(&mut file, len).map_err(|e| GgufError::io(path, e))?
+        } else {
+            None
+        };
         let bytes = if len == 0 {
             Bytes::Owned(Vec::new())
+        } else if let Some(mem) = resident {
+            Bytes::Mmap(mem)
         } else {
             // SAFETY: the map is read-only and we never hand out mutable access; the remaining
             // hazard (another process truncating or rewriting the file) is documented above and

@@ -97,6 +97,30 @@ fn open_maps_a_file() {
 }
 
 #[test]
+fn every_residency_holds_the_same_bytes_and_validates_alike() {
+    use crate::gguf::{Limits, Residency};
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.gguf");
+    std::fs::write(&p, small_file()).unwrap();
+    let mapped = GgufFile::open(&p).unwrap();
+    for residency in [Residency::Mapped, Residency::Resident, Residency::Auto] {
+        let f = GgufFile::open_with(&p, &Limits::default(), residency).unwrap();
+        assert_eq!(f.file_size(), mapped.file_size(), "{residency:?}");
+        for t in mapped.tensors() {
+            assert_eq!(f.tensor_data(t), mapped.tensor_data(t), "{residency:?} {}", t.name);
+        }
+        // A resident copy is validated like a mapped file: a truncated file is refused alike.
+        let cut = dir.path().join("cut.gguf");
+        std::fs::write(&cut, &small_file()[..small_file().len() - 40]).unwrap();
+        let (got, want) = (GgufFile::open_with(&cut, &Limits::default(), residency), GgufFile::open(&cut));
+        assert_eq!(got.unwrap_err().to_string(), want.unwrap_err().to_string());
+        let empty = dir.path().join("empty.gguf");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(GgufFile::open_with(&empty, &Limits::default(), residency).is_err());
+    }
+}
+
+#[test]
 fn version_two_is_accepted_and_versions_are_checked() {
     let mut v2 = small_file();
     v2[4..8].copy_from_slice(&2u32.to_le_bytes());
