@@ -99,33 +99,64 @@ fn overhead_secs(fp: &Footprint, dev: &DeviceProfile) -> f64 {
     fp.config.n_layer as f64 * JOBS_PER_LAYER * dev.job_overhead_us * 1e-6
 }
 
-/// Seconds to process a prompt of `n` tokens from an empty context.
-pub(crate) fn prompt_secs(fp: &Footprint, dev: &DeviceProfile, n: usize, n_batch: usize) -> f64 {
-    let mut secs = 0.0;
+/// A predicted time in two parts: what the probed kernels take (weights streamed, or prompt
+/// multiply-adds), which calibration may scale, and the rest (pool jobs, attention, per-block
+/// work, and in a prompt the output head), which it leaves alone.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Split {
+    /// Seconds in the per-type kernels.
+    pub kernels: f64,
+    /// Seconds of everything else.
+    pub rest: f64,
+}
+
+impl Split {
+    /// Both parts, seconds.
+    pub fn total(self) -> f64 {
+        self.kernels + self.rest
+    }
+}
+
+/// [`prompt_secs`] in its two parts.
+pub(crate) fn prompt_split(fp: &Footprint, dev: &DeviceProfile, n: usize, n_batch: usize) -> Split {
+    let blocks = fp.config.n_layer as f64;
+    let (mut kernels, mut rest) = (0.0, 0.0);
     let mut pos = 0;
     while pos < n {
-        let b = n_batch.min(n - pos);
+        let b = n_batch.max(1).min(n - pos);
         for l in &fp.block_linears {
-            secs += 2.0 * (l.rows * l.cols * b) as f64 / dev.prompt_flops_per_sec(l.dtype);
+            kernels += 2.0 * (l.rows * l.cols * b) as f64 / dev.prompt_flops_per_sec(l.dtype);
         }
-        secs += attention_flops(fp, pos, pos + b) / (dev.attention_gflops.max(1e-6) * 1e9);
-        secs += overhead_secs(fp, dev);
+        rest += attention_flops(fp, pos, pos + b) / (dev.attention_gflops.max(1e-6) * 1e9);
+        rest += overhead_secs(fp, dev) + b as f64 * blocks * dev.prompt_block_us * 1e-6;
         pos += b;
     }
     // Only the last position's logits are computed.
-    secs + fp.output.bytes as f64 / dev.decode_bytes_per_sec(fp.output.dtype)
+    rest += fp.output.bytes as f64 / dev.decode_bytes_per_sec(fp.output.dtype);
+    Split { kernels, rest }
 }
 
-/// Seconds to generate `n` tokens one at a time from an empty context.
-pub(crate) fn gen_secs(fp: &Footprint, dev: &DeviceProfile, n: usize) -> f64 {
+/// Seconds to process a prompt of `n` tokens from an empty context.
+pub(crate) fn prompt_secs(fp: &Footprint, dev: &DeviceProfile, n: usize, n_batch: usize) -> f64 {
+    prompt_split(fp, dev, n, n_batch).total()
+}
+
+/// Seconds to generate `n` tokens one at a time after `from` positions, in two parts.
+pub(crate) fn gen_split(fp: &Footprint, dev: &DeviceProfile, from: usize, n: usize) -> Split {
     let weights: f64 = fp
         .block_linears
         .iter()
         .chain(std::iter::once(&fp.output))
         .map(|l| l.bytes as f64 / dev.decode_bytes_per_sec(l.dtype))
         .sum();
-    let attention = attention_flops(fp, 0, n) / (dev.attention_gflops.max(1e-6) * 1e9);
-    n as f64 * (weights + overhead_secs(fp, dev)) + attention
+    let attention = attention_flops(fp, from, from + n) / (dev.attention_gflops.max(1e-6) * 1e9);
+    let per_token = overhead_secs(fp, dev) + fp.config.n_layer as f64 * dev.gen_block_us * 1e-6;
+    Split { kernels: n as f64 * weights, rest: n as f64 * per_token + attention }
+}
+
+/// Seconds to generate `n` tokens one at a time from an empty context.
+pub(crate) fn gen_secs(fp: &Footprint, dev: &DeviceProfile, n: usize) -> f64 {
+    gen_split(fp, dev, 0, n).total()
 }
 
 /// The largest candidate (by weight bytes) whose prediction fits, with its prediction.

@@ -50,8 +50,51 @@ pub(crate) fn layer_groups(fp: &Footprint) -> Vec<Group> {
     }
 }
 
+/// Weight bytes of the probe, held as `Model::load` holds a file's (slm-format's `Residency`):
+/// anonymous memory that asks for transparent huge pages on Linux, so the generation rates see
+/// the model's TLB behaviour (huge pages made generation 7–15% faster); a heap buffer where such
+/// memory cannot be had.
+enum WeightBuf {
+    Huge(memmap2::MmapMut),
+    Heap(Vec<u8>),
+}
+
+impl WeightBuf {
+    /// `len` zero bytes.
+    fn zeroed(len: usize) -> WeightBuf {
+        match memmap2::MmapMut::map_anon(len) {
+            Ok(mem) => {
+                // Advice is a hint: without THP the memory still works, only with small pages.
+                #[cfg(target_os = "linux")]
+                let _ = mem.advise(memmap2::Advice::HugePage);
+                WeightBuf::Huge(mem)
+            }
+            Err(_) => WeightBuf::Heap(vec![0; len]),
+        }
+    }
+}
+
+impl std::ops::Deref for WeightBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            WeightBuf::Huge(m) => m,
+            WeightBuf::Heap(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for WeightBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            WeightBuf::Huge(m) => m,
+            WeightBuf::Heap(v) => v,
+        }
+    }
+}
+
 /// `rows × cols` random values in `dtype` (64 distinct rows, tiled).
-fn matrix_bytes(dtype: GgmlType, rows: usize, cols: usize) -> Result<Vec<u8>, RuntimeError> {
+fn matrix_bytes(dtype: GgmlType, rows: usize, cols: usize) -> Result<WeightBuf, RuntimeError> {
     let row_bytes = dtype.row_bytes(cols as u64).unwrap_or(0) as usize;
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     let mut tile = vec![0u8; 64 * row_bytes];
@@ -65,10 +108,9 @@ fn matrix_bytes(dtype: GgmlType, rows: usize, cols: usize) -> Result<Vec<u8>, Ru
         }
         quantize_row(dtype, &row, dst).map_err(slm_model::ModelError::from)?;
     }
-    let mut out = Vec::with_capacity(rows * row_bytes);
-    while out.len() < rows * row_bytes {
-        let take = (rows * row_bytes - out.len()).min(tile.len());
-        out.extend_from_slice(&tile[..take]);
+    let mut out = WeightBuf::zeroed(rows * row_bytes);
+    for chunk in out.chunks_mut(tile.len().max(1)) {
+        chunk.copy_from_slice(&tile[..chunk.len()]);
     }
     Ok(out)
 }
@@ -94,7 +136,7 @@ fn kernel_err(e: slm_kernels::KernelError) -> RuntimeError {
 /// holding every copy back to back.
 struct Layers {
     dtype: GgmlType,
-    groups: Vec<Vec<(usize, usize, Vec<u8>)>>,
+    groups: Vec<Vec<(usize, usize, WeightBuf)>>,
     copies: usize,
     bytes: usize,
 }
@@ -249,6 +291,9 @@ fn measure_sized(
         prompt_gflops: prompt,
         attention_gflops: attention,
         job_overhead_us: (job * 1e6 * 10.0).round() / 10.0,
+        // Work outside the matmuls is not probed: calibration on a real model fits it.
+        gen_block_us: 0.0,
+        prompt_block_us: 0.0,
         runtime_bytes,
         source: "measured by `slm fit --device auto` (kernel probe)".into(),
     })
@@ -269,82 +314,6 @@ pub fn available_memory() -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
-}
-
-/// Prompt tokens of a calibration run (one batch: `slm bench`'s pp512).
-pub(crate) const CALIBRATE_PROMPT: usize = 512;
-/// Generated tokens of a calibration run.
-pub(crate) const CALIBRATE_GEN: usize = 32;
-
-/// Seconds `model` takes here for a [`CALIBRATE_PROMPT`]-token prompt (one batch, from an empty
-/// context) and for [`CALIBRATE_GEN`] generated tokens after 64 positions (the middle of `slm
-/// bench`'s tg128, which starts empty): the fastest of 3 runs after a warm-up that pages the
-/// weights in.
-pub(crate) fn time_model(model: &slm_model::Model, pool: &Pool) -> Result<(f64, f64), RuntimeError> {
-    use slm_model::Logits;
-    let (n_p, n_g) = (CALIBRATE_PROMPT, CALIBRATE_GEN);
-    let n_vocab = model.config().n_vocab as u64;
-    let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    let tokens: Vec<u32> = (0..n_p + n_g)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n_vocab) as u32
-        })
-        .collect();
-    let mut ctx = model.new_context(n_p + n_g, n_p)?;
-    let mut run = || -> Result<(f64, f64), RuntimeError> {
-        ctx.clear();
-        let t0 = Instant::now();
-        model.forward_prompt(&mut ctx, pool, &tokens[..n_p], Logits::Last)?;
-        let prompt = t0.elapsed().as_secs_f64();
-        ctx.clear();
-        model.forward_prompt(&mut ctx, pool, &tokens[..64], Logits::Last)?;
-        let t1 = Instant::now();
-        for &t in &tokens[n_p..] {
-            model.forward(&mut ctx, pool, &[t], Logits::Last)?;
-        }
-        Ok((prompt, t1.elapsed().as_secs_f64()))
-    };
-    run()?;
-    let (mut prompt, mut gen) = (f64::INFINITY, f64::INFINITY);
-    for _ in 0..3 {
-        let (p, g) = run()?;
-        prompt = prompt.min(p);
-        gen = gen.min(g);
-    }
-    Ok((prompt, gen))
-}
-
-/// Scales a measured profile so that it predicts `model`'s own speed on this machine: runs a
-/// 512-token prompt and 32 generated tokens after 64 positions (after a warm-up; prompt kernels
-/// that repack weights per call need a prompt-sized batch), and multiplies every prompt rate
-/// by predicted/measured prompt time and every streaming rate by predicted/measured generation
-/// time. The kernel probe keeps the ratios between types; the model run supplies what the probe
-/// cannot see (norms, RoPE, attention, memory layout of a real file). Other formats of the same
-/// model are then predicted from this calibration.
-pub fn calibrate(
-    profile: &mut DeviceProfile,
-    model: &slm_model::Model,
-    pool: &Pool,
-    name: &str,
-) -> Result<(), RuntimeError> {
-    let fp = super::Footprint::of(model.gguf(), None)?;
-    let (n_p, n_g) = (CALIBRATE_PROMPT, CALIBRATE_GEN);
-    let (prompt, gen) = time_model(model, pool)?;
-    let predicted_prompt = super::predict::prompt_secs(&fp, profile, n_p, n_p);
-    let predicted_gen = super::predict::gen_secs(&fp, profile, n_g);
-    let (sp, sg) = (predicted_prompt / prompt, predicted_gen / gen);
-    for v in profile.prompt_gflops.values_mut() {
-        *v *= sp;
-    }
-    profile.attention_gflops *= sp;
-    for v in profile.decode_gbps.values_mut() {
-        *v *= sg;
-    }
-    profile.source = format!("{}; calibrated on {name} (prompt ×{sp:.2}, generation ×{sg:.2})", profile.source);
-    Ok(())
 }
 
 #[cfg(test)]
@@ -383,6 +352,18 @@ mod tests {
             }
             assert_eq!((layers.bytes, layers.calls()), (want, 6), "{dtype:?}");
         }
+    }
+
+    #[test]
+    fn probe_weights_live_in_anonymous_memory_like_a_loaded_model() {
+        let m = matrix_bytes(GgmlType::Q8_0, 200, 256).unwrap();
+        assert_eq!(m.len(), 200 * GgmlType::Q8_0.row_bytes(256).unwrap() as usize);
+        // Rows repeat every 64 (a tiled pattern), and are not all zero.
+        let rb = m.len() / 200;
+        assert_eq!(m[..rb], m[64 * rb..65 * rb]);
+        assert!(m.iter().any(|&b| b != 0));
+        #[cfg(target_os = "linux")]
+        assert!(matches!(m, WeightBuf::Huge(_)), "Linux gives anonymous maps (huge-page advice)");
     }
 
     #[test]

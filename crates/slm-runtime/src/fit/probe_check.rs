@@ -2,10 +2,10 @@
 //! `SLM_FIT_FILES=a.gguf:b.gguf cargo test --release -p slm-runtime probe_vs_models -- --ignored --nocapture`.
 //! Prints, per file, the uncalibrated prediction of the calibration run next to its measured time.
 
-use super::probe::{measure, time_model, CALIBRATE_GEN, CALIBRATE_PROMPT};
+use super::calibrate::{time_model, CALIBRATE_FROM, CALIBRATE_GEN, CALIBRATE_PROMPT};
+use super::probe::measure;
 use super::Footprint;
 use slm_kernels::Pool;
-use std::sync::Arc;
 
 #[test]
 #[ignore]
@@ -22,9 +22,10 @@ fn probe_vs_models() {
     eprintln!("probe {:.1} s: decode {:?}\nprompt {:?}", t.elapsed().as_secs_f64(), dev.decode_gbps, dev.prompt_gflops);
     for round in 0..2 {
         for f in files.split(':') {
-            let file = Arc::new(slm_format::GgufFile::open(std::path::Path::new(f)).unwrap());
+            let file = slm_format::GgufFile::open(std::path::Path::new(f)).unwrap();
             let fp = Footprint::of(&file, None).unwrap();
-            let model = slm_model::Model::from_gguf(file).unwrap();
+            // Loaded as `slm bench` loads it (huge-page memory where the file fits).
+            let model = slm_model::Model::load(std::path::Path::new(f)).unwrap();
             if round == 0 {
                 // The output head alone (one tall matrix, not in the probe's layer) vs its predicted time.
                 let o = &fp.output;
@@ -41,7 +42,7 @@ fn probe_vs_models() {
             }
             let (p, g) = time_model(&model, &pool).unwrap();
             let pp = super::predict::prompt_secs(&fp, &dev, CALIBRATE_PROMPT, CALIBRATE_PROMPT);
-            let pg = super::predict::gen_secs(&fp, &dev, CALIBRATE_GEN);
+            let pg = super::predict::gen_split(&fp, &dev, CALIBRATE_FROM, CALIBRATE_GEN).total();
             eprintln!(
                 "{round} {:<40} prompt pred {:7.1} ms meas {:7.1} ms ({:.2})   gen/token pred {:6.2} ms meas {:6.2} ms ({:.2})",
                 std::path::Path::new(f).file_name().unwrap().to_string_lossy(),

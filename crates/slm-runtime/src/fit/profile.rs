@@ -28,6 +28,14 @@ pub struct DeviceProfile {
     pub attention_gflops: f64,
     /// Fixed cost of one pool job (thread wake-up and join), microseconds; a layer runs 5.
     pub job_overhead_us: f64,
+    /// Time per generated token and block that the kernel probe does not see (norms, RoPE,
+    /// activations, KV-cache writes, the attention job's own work beyond its FLOPs),
+    /// microseconds. Fitted by calibration on a real model; 0 in estimates and older profiles.
+    #[serde(default)]
+    pub gen_block_us: f64,
+    /// The same for each prompt token and block, microseconds.
+    #[serde(default)]
+    pub prompt_block_us: f64,
     /// Memory of the engine itself (code, allocator, tokenizer tables), bytes.
     pub runtime_bytes: u64,
     /// Where the figures come from (a probe run, or the published figures an estimate rests on).
@@ -67,6 +75,19 @@ mod tests {
             assert!(p.memory_bytes > 0 && p.threads > 0, "{}", p.name);
             assert!(p.decode_gbps.contains_key("default") && p.prompt_gflops.contains_key("default"), "{}", p.name);
             assert!(!p.source.is_empty(), "{} says where its figures come from", p.name);
+            assert!(p.gen_block_us >= 0.0 && p.prompt_block_us >= 0.0, "{}", p.name);
         }
+    }
+
+    #[test]
+    fn a_profile_saved_before_the_per_block_terms_still_loads() {
+        let old = r#"{"name":"old","description":"saved by an earlier slm","memory_bytes":1073741824,
+            "address_space_bytes":null,"threads":2,"decode_gbps":{"default":20.0},"prompt_gflops":{"default":50.0},
+            "attention_gflops":40.0,"job_overhead_us":3.0,"runtime_bytes":8000000,"source":"test"}"#;
+        let p: super::DeviceProfile = serde_json::from_str(old).unwrap();
+        assert_eq!((p.gen_block_us, p.prompt_block_us), (0.0, 0.0));
+        assert_eq!((p.threads, p.job_overhead_us), (2, 3.0));
+        let again: super::DeviceProfile = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(again, p, "a profile round-trips through JSON");
     }
 }
