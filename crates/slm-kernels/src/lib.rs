@@ -20,15 +20,20 @@
 //! [`ops`] has RMSNorm, softmax, SiLU, RoPE and small BLAS-1 / attention helpers.
 //!
 //! # Kernel coverage
-//! | weights | activations | scalar | AVX2 1 token | AVX2 multi-token tile |
-//! |---|---|---|---|---|
-//! | Q4_0, Q4_1, Q5_0, Q5_1 | Q8 | yes | yes | 4 and 8 tokens |
-//! | Q8_0, Q8_1 | Q8 | yes | yes | 4 and 8 tokens |
-//! | Q4_K, Q5_K, Q6_K | Q8_K | yes | yes | 4 tokens |
-//! | Q2_K, Q3_K, Q8_K | Q8_K | yes | scalar | - |
-//! | F32, F16, BF16 | f32 | yes | yes | - |
+//! | weights | activations | scalar | AVX2 1 token | AVX2 multi-token tile | AVX-512 VNNI |
+//! |---|---|---|---|---|---|
+//! | Q4_0, Q4_1 | Q8 | yes | yes | 4 and 8 tokens | 4 rows × 1 token; prompt GEMM |
+//! | Q5_0, Q5_1, Q8_1 | Q8 | yes | yes | 4 and 8 tokens | 4 rows × 1 token |
+//! | Q8_0 | Q8 | yes | yes | 4 and 8 tokens | 4 rows × 1 token; prompt GEMM |
+//! | Q4_K, Q5_K, Q6_K | Q8_K | yes | yes | 4 tokens | (AVX2) |
+//! | Q2_K, Q3_K | Q8_K | yes | yes | 4 tokens | (AVX2) |
+//! | Q8_K | Q8_K | yes | scalar | - | - |
+//! | F32, F16, BF16 | f32 | yes | yes | 4 tokens | (AVX2) |
 //!
-//! AVX-512/VNNI and NEON levels exist in [`Isa`] but currently run the AVX2 / scalar kernels.
+//! The AVX-512 VNNI level runs the AVX2 kernels plus its own: a one-token kernel over four
+//! weight rows (generation) and a repacking GEMM for prompt-sized batches (`dense_vnni`). NEON
+//! runs the scalar kernels; wasm32 with SIMD128 has its own Q4_0/Q4_1/Q8_0 kernels.
+//! Micro-benchmarks: `cargo bench -p slm-kernels` (benches/kernels.rs).
 //!
 //! # Numerics
 //! Encoders reproduce ggml's `quantize_row_*_ref` byte for byte, activation quantization

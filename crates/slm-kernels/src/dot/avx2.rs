@@ -50,7 +50,7 @@ fn finish8(acc: &[__m256; 8], extra: __m256) -> [f32; 8] {
 /// Two consecutive f16 at `p` as f32 (`(p[0..2], p[2..4])`).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f16x2(p: *const u8) -> (f32, f32) {
+pub(super) unsafe fn f16x2(p: *const u8) -> (f32, f32) {
     let v = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(p as *const i32)));
     (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
 }
@@ -85,21 +85,21 @@ fn dot_u8i8(q: __m256i, a: __m256i) -> __m256 {
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn load_act(b: &Q8Block) -> __m256i {
+pub(super) unsafe fn load_act(b: &Q8Block) -> __m256i {
     _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i)
 }
 
 /// `(d, m, 0, 0)` from a block starting with f16 `d`, `m` (Q4_1, Q5_1).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dm_dm(p: *const u8) -> __m128 {
+pub(super) unsafe fn dm_dm(p: *const u8) -> __m128 {
     _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(p as *const i32)))
 }
 
 /// `(d, d, d, d)` from a block starting with f16 `d` (Q4_0, Q5_0).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dm_d(p: *const u8) -> __m128 {
+pub(super) unsafe fn dm_d(p: *const u8) -> __m128 {
     let d = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(p as *const u16) as i32));
     _mm_shuffle_ps(d, d, 0)
 }
@@ -107,25 +107,25 @@ unsafe fn dm_d(p: *const u8) -> __m128 {
 // Unpackers: (unsigned quants, d, m) with value = d * q + m.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn unpack_q4_0(p: *const u8) -> (__m256i, f32, f32) {
+pub(super) unsafe fn unpack_q4_0(p: *const u8) -> (__m256i, f32, f32) {
     let (d, _) = f16x2(p);
     (nibbles(p.add(2)), d, -8.0 * d)
 }
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn unpack_q4_1(p: *const u8) -> (__m256i, f32, f32) {
+pub(super) unsafe fn unpack_q4_1(p: *const u8) -> (__m256i, f32, f32) {
     let (d, m) = f16x2(p);
     (nibbles(p.add(4)), d, m)
 }
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn unpack_q5_0(p: *const u8) -> (__m256i, f32, f32) {
+pub(super) unsafe fn unpack_q5_0(p: *const u8) -> (__m256i, f32, f32) {
     let (d, _) = f16x2(p);
     (_mm256_or_si256(nibbles(p.add(6)), fifth_bits(p.add(2))), d, -16.0 * d)
 }
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn unpack_q5_1(p: *const u8) -> (__m256i, f32, f32) {
+pub(super) unsafe fn unpack_q5_1(p: *const u8) -> (__m256i, f32, f32) {
     let (d, m) = f16x2(p);
     (_mm256_or_si256(nibbles(p.add(8)), fifth_bits(p.add(4))), d, m)
 }

@@ -14,6 +14,8 @@ mod avx2;
 mod avx2_k;
 #[cfg(target_arch = "x86_64")]
 mod avx2_k23;
+#[cfg(target_arch = "x86_64")]
+mod avx512_rows;
 pub(crate) mod scalar;
 #[cfg(test)]
 mod tests;
@@ -86,11 +88,16 @@ pub(crate) type Dot4Fn<A> = unsafe fn(&[u8], [&[A]; 4]) -> [f32; 4];
 /// `groups` (one [`Group8`] per block; Q8 activations only).
 pub(crate) type Dot8Fn<A> = unsafe fn(&[u8], [&[A]; 8], &[Group8]) -> [f32; 8];
 
+/// Four weight rows · one activation row (one token: generation), each row's result bit for bit
+/// what [`DotFn`] gives for it.
+pub(crate) type Rows4Fn<A> = unsafe fn([&[u8]; 4], &[A]) -> [f32; 4];
+
 /// The kernels for one (weight type, activation type, ISA).
 pub(crate) struct Tiles<A: 'static> {
     pub one: DotFn<A>,
     pub four: Option<Dot4Fn<A>>,
     pub eight: Option<Dot8Fn<A>>,
+    pub rows4: Option<Rows4Fn<A>>,
 }
 
 impl<A> Clone for Tiles<A> {
@@ -103,9 +110,9 @@ impl<A> Copy for Tiles<A> {}
 impl<A> Tiles<A> {
     /// The tiles for row-invariant mode: the one-token kernel, and `exact4` for four tokens (a
     /// tile that computes each token exactly as `one` does), never the faster 8/4-token tiles
-    /// whose per-token sums are ordered differently.
+    /// whose per-token sums are ordered differently (`rows4` is exact, so it stays).
     pub(crate) fn row_invariant(self, exact4: Option<Dot4Fn<A>>) -> Self {
-        Tiles { one: self.one, four: exact4, eight: None }
+        Tiles { one: self.one, four: exact4, eight: None, rows4: self.rows4 }
     }
 }
 
@@ -138,13 +145,13 @@ pub(crate) enum Kernel {
 }
 
 fn q8(one: DotFn<Q8Block>) -> Kernel {
-    Kernel::Q8(Tiles { one, four: None, eight: None })
+    Kernel::Q8(Tiles { one, four: None, eight: None, rows4: None })
 }
 fn q8k(one: DotFn<Q8KBlock>) -> Kernel {
-    Kernel::Q8K(Tiles { one, four: None, eight: None })
+    Kernel::Q8K(Tiles { one, four: None, eight: None, rows4: None })
 }
 fn f32k(one: DotFn<f32>) -> Kernel {
-    Kernel::F32(Tiles { one, four: None, eight: None })
+    Kernel::F32(Tiles { one, four: None, eight: None, rows4: None })
 }
 
 /// The scalar kernel for `dtype`.
@@ -176,7 +183,10 @@ pub(crate) fn kernel(dtype: GgmlType, isa: Isa) -> Result<Kernel, KernelError> {
     let base = scalar_kernel(dtype)?;
     #[cfg(target_arch = "x86_64")]
     if matches!(isa, Isa::Avx2 | Isa::Avx512Vnni) {
-        if let Some(k) = avx2_kernel(dtype) {
+        if let Some(mut k) = avx2_kernel(dtype) {
+            if let (Kernel::Q8(t), true) = (&mut k, isa == Isa::Avx512Vnni) {
+                t.rows4 = vnni_rows4(dtype);
+            }
             return Ok(k);
         }
     }
@@ -191,7 +201,7 @@ pub(crate) fn kernel(dtype: GgmlType, isa: Isa) -> Result<Kernel, KernelError> {
             _ => None,
         };
         if let Some((one, four)) = tiles {
-            return Ok(Kernel::Q8(Tiles { one, four: Some(four), eight: None }));
+            return Ok(Kernel::Q8(Tiles { one, four: Some(four), eight: None, rows4: None }));
         }
     }
     let _ = isa;
@@ -202,11 +212,13 @@ pub(crate) fn kernel(dtype: GgmlType, isa: Isa) -> Result<Kernel, KernelError> {
 fn avx2_kernel(dtype: GgmlType) -> Option<Kernel> {
     use GgmlType::*;
     let q8 = |one: DotFn<Q8Block>, four: Dot4Fn<Q8Block>, eight: Dot8Fn<Q8Block>| {
-        Kernel::Q8(Tiles { one, four: Some(four), eight: Some(eight) })
+        Kernel::Q8(Tiles { one, four: Some(four), eight: Some(eight), rows4: None })
     };
-    let q8k_4 =
-        |one: DotFn<Q8KBlock>, four: Dot4Fn<Q8KBlock>| Kernel::Q8K(Tiles { one, four: Some(four), eight: None });
-    let f32_4 = |one: DotFn<f32>, four: Dot4Fn<f32>| Kernel::F32(Tiles { one, four: Some(four), eight: None });
+    let q8k_4 = |one: DotFn<Q8KBlock>, four: Dot4Fn<Q8KBlock>| {
+        Kernel::Q8K(Tiles { one, four: Some(four), eight: None, rows4: None })
+    };
+    let f32_4 =
+        |one: DotFn<f32>, four: Dot4Fn<f32>| Kernel::F32(Tiles { one, four: Some(four), eight: None, rows4: None });
     Some(match dtype {
         Q4_0 => q8(avx2::q4_0_q8, avx2::q4_0_q8_4, avx2::q4_0_q8_8),
         Q4_1 => q8(avx2::q4_1_q8, avx2::q4_1_q8_4, avx2::q4_1_q8_8),
@@ -222,6 +234,21 @@ fn avx2_kernel(dtype: GgmlType) -> Option<Kernel> {
         F32 => f32_4(avx2::f32_f32, avx2::f32_f32_4),
         F16 => f32_4(avx2::f16_f32, avx2::f16_f32_4),
         BF16 => f32_4(avx2::bf16_f32, avx2::bf16_f32_4),
+        _ => return None,
+    })
+}
+
+/// The four-row generation kernel of `dtype` at [`Isa::Avx512Vnni`], if it has one.
+#[cfg(target_arch = "x86_64")]
+fn vnni_rows4(dtype: GgmlType) -> Option<Rows4Fn<Q8Block>> {
+    use GgmlType::*;
+    Some(match dtype {
+        Q4_0 => avx512_rows::q4_0_q8_rows4,
+        Q4_1 => avx512_rows::q4_1_q8_rows4,
+        Q5_0 => avx512_rows::q5_0_q8_rows4,
+        Q5_1 => avx512_rows::q5_1_q8_rows4,
+        Q8_0 => avx512_rows::q8_0_q8_rows4,
+        Q8_1 => avx512_rows::q8_1_q8_rows4,
         _ => return None,
     })
 }

@@ -176,3 +176,29 @@ fn float_tiles_give_each_token_the_one_token_result_bit_for_bit() {
         }
     }
 }
+
+#[test]
+fn four_row_kernels_give_each_row_the_one_token_result_bit_for_bit() {
+    let mut checked = 0;
+    for isa in Isa::available() {
+        for dtype in SUPPORTED_TYPES {
+            let Ok(Kernel::Q8(t)) = kernel(dtype, isa) else { continue };
+            let Some(rows4) = t.rows4 else { continue };
+            // Odd and even block counts (the kernels pair blocks), SmolLM2's widths.
+            for cols in [32, 96, 160, 576, 1536] {
+                let w: Vec<Vec<u8>> = (0..4).map(|r| weight_row(dtype, cols, 7 * cols as u64 + r)).collect();
+                let mut a = vec![Q8Block::default(); cols / 32];
+                quantize_q8(&test_data(cols, 300 + cols as u64), &mut a);
+                let got = unsafe { rows4([&w[0], &w[1], &w[2], &w[3]], &a) };
+                for (r, g) in got.iter().enumerate() {
+                    let one = unsafe { (t.one)(&w[r], &a) };
+                    assert_eq!(g.to_bits(), one.to_bits(), "{isa:?} {dtype} cols {cols} row {r}: {g} vs {one}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    // On an AVX-512 VNNI machine all six legacy types have the kernel; elsewhere none does.
+    let want = if Isa::Avx512Vnni.is_available() { 6 * 5 } else { 0 };
+    assert_eq!(checked, want);
+}
