@@ -2,9 +2,9 @@
 
 use crate::progress::BarProgress;
 use anyhow::{Context as _, Result};
+use slm_format::Residency;
 use slm_hub::HubConfig;
 use slm_kernels::Pool;
-use slm_format::Residency;
 use slm_model::Model;
 use slm_runtime::{ChatTemplate, GgufVocab, Tokenizer};
 use std::path::PathBuf;
