@@ -8,7 +8,7 @@ use crate::types::PromptField;
 use slm_kernels::Pool;
 use slm_model::Model;
 use slm_runtime::{encode_chat, ChatMessage, ChatTemplate, Constraint, TokenEnv, Tokenizer};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Most contexts one worker keeps (each costs a full KV cache).
 pub const MAX_SLOTS: usize = 64;
@@ -36,8 +36,9 @@ pub struct Engine {
     pub(crate) opts: EngineOptions,
     /// End-of-generation token ids (masked out for `ignore_eos`).
     pub(crate) eog_ids: Vec<u32>,
-    /// The vocabulary as the grammar engine sees it, or why this tokenizer cannot be constrained.
-    pub(crate) token_env: Result<TokenEnv, String>,
+    /// The vocabulary as the grammar engine sees it, or why this tokenizer cannot be
+    /// constrained (built by the first request that asks for a `response_format`).
+    pub(crate) token_env: OnceLock<Result<TokenEnv, String>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -75,9 +76,6 @@ impl Engine {
         }
         let n_vocab = u32::try_from(model.config().n_vocab).unwrap_or(u32::MAX);
         let eog_ids = (0..n_vocab).filter(|&id| tokenizer.is_eog(id)).collect();
-        // A tokenizer the grammar engine cannot use only disables `response_format`.
-        let token_env =
-            TokenEnv::new(tokenizer.clone(), model.config().n_vocab).map_err(|e| e.to_string());
         Ok(Engine {
             model,
             tokenizer,
@@ -85,7 +83,7 @@ impl Engine {
             pool,
             opts,
             eog_ids,
-            token_env,
+            token_env: OnceLock::new(),
         })
     }
 
@@ -95,7 +93,12 @@ impl Engine {
         let Some(spec) = &params.constraint else {
             return Ok(None);
         };
-        let env = self.token_env.as_ref().map_err(|reason| {
+        // Built on first use (~0.1 s for a 49k vocabulary), so that start-up does not wait for
+        // it. A tokenizer the grammar engine cannot use only disables `response_format`.
+        let env = self.token_env.get_or_init(|| {
+            TokenEnv::new(self.tokenizer.clone(), self.model.config().n_vocab).map_err(|e| e.to_string())
+        });
+        let env = env.as_ref().map_err(|reason| {
             ApiError::invalid(
                 "response_format",
                 format!("this model's tokenizer cannot be used for constrained output: {reason}"),
