@@ -96,7 +96,8 @@ impl Engine {
         // Built on first use (~0.1 s for a 49k vocabulary), so that start-up does not wait for
         // it. A tokenizer the grammar engine cannot use only disables `response_format`.
         let env = self.token_env.get_or_init(|| {
-            TokenEnv::new(self.tokenizer.clone(), self.model.config().n_vocab).map_err(|e| e.to_string())
+            TokenEnv::new(self.tokenizer.clone(), self.model.config().n_vocab)
+                .map_err(|e| e.to_string())
         });
         let env = env.as_ref().map_err(|reason| {
             ApiError::invalid(
