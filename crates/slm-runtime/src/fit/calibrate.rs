@@ -5,13 +5,18 @@
 //! quantization of a model, so it is fitted as an *additive* cost per token and block
 //! ([`DeviceProfile::gen_block_us`], [`DeviceProfile::prompt_block_us`]) rather than folded into
 //! the per-type rates: a multiplier fitted on a compute-light reference (Q4_1, ~0.9 ms per token
-//! outside the matmuls) over-charged memory-bound types such as F32 by ~13%.
+//! outside the matmuls) over-charged memory-bound types such as F32 by ~13%. The model is timed
+//! next to the probe's own layers, so a machine slowed by other processes meanwhile is not
+//! mistaken for per-token work.
 
 use super::footprint::Footprint;
 use super::predict::{gen_split, prompt_split};
+use super::probe::Yardstick;
 use super::profile::DeviceProfile;
 use crate::error::RuntimeError;
+use slm_format::GgmlType;
 use slm_kernels::Pool;
+use slm_model::quantize::WRITABLE_TYPES;
 use std::time::Instant;
 
 /// Prompt tokens of a calibration run (one batch: `slm bench`'s pp512).
@@ -20,54 +25,90 @@ pub(crate) const CALIBRATE_PROMPT: usize = 512;
 pub(crate) const CALIBRATE_FROM: usize = 32;
 /// Generated tokens of a calibration run: positions 32..96 average the 64 of `slm bench`'s tg128.
 pub(crate) const CALIBRATE_GEN: usize = 64;
+/// Timed calibration runs (after one warm-up).
+const RUNS: usize = 3;
 /// The most a calibration may speed the probe's rates up by, when the model ran faster than the
 /// probe predicted even without per-block work (a probe disturbed by other processes).
 const MAX_SPEEDUP: f64 = 10.0;
 
-/// Seconds `model` takes here for a [`CALIBRATE_PROMPT`]-token prompt (one batch, from an empty
-/// context) and for [`CALIBRATE_GEN`] generated tokens after [`CALIBRATE_FROM`] positions: the
-/// fastest of 3 runs after a warm-up that pages the weights in (the probe also keeps its fastest
-/// runs, so both describe the machine at its least disturbed).
-pub(crate) fn time_model(model: &slm_model::Model, pool: &Pool) -> Result<(f64, f64), RuntimeError> {
-    use slm_model::Logits;
-    let (n_p, n_g, from) = (CALIBRATE_PROMPT, CALIBRATE_GEN, CALIBRATE_FROM);
-    let n_vocab = model.config().n_vocab as u64;
-    let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    let tokens: Vec<u32> = (0..n_p + n_g)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n_vocab) as u32
-        })
-        .collect();
-    let mut ctx = model.new_context(n_p + n_g, n_p)?;
-    let mut run = || -> Result<(f64, f64), RuntimeError> {
+/// One calibration run of a model: a [`CALIBRATE_PROMPT`]-token prompt (one batch, from an
+/// empty context), then [`CALIBRATE_GEN`] generated tokens after [`CALIBRATE_FROM`] positions.
+struct ModelRun<'m> {
+    model: &'m slm_model::Model,
+    ctx: slm_model::Context,
+    tokens: Vec<u32>,
+}
+
+impl<'m> ModelRun<'m> {
+    fn new(model: &'m slm_model::Model) -> Result<ModelRun<'m>, RuntimeError> {
+        let (n_p, n_g) = (CALIBRATE_PROMPT, CALIBRATE_GEN);
+        let n_vocab = model.config().n_vocab as u64;
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let tokens: Vec<u32> = (0..n_p + n_g)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed % n_vocab) as u32
+            })
+            .collect();
+        Ok(ModelRun { model, ctx: model.new_context(n_p + n_g, n_p)?, tokens })
+    }
+
+    /// Seconds of the prompt and of the generated tokens.
+    fn once(&mut self, pool: &Pool) -> Result<(f64, f64), RuntimeError> {
+        use slm_model::Logits;
+        let ModelRun { model, ctx, tokens } = self;
+        let (n_p, from) = (CALIBRATE_PROMPT, CALIBRATE_FROM);
         ctx.clear();
         let t0 = Instant::now();
-        model.forward_prompt(&mut ctx, pool, &tokens[..n_p], Logits::Last)?;
+        model.forward_prompt(ctx, pool, &tokens[..n_p], Logits::Last)?;
         let prompt = t0.elapsed().as_secs_f64();
         ctx.clear();
-        model.forward_prompt(&mut ctx, pool, &tokens[..from], Logits::Last)?;
+        model.forward_prompt(ctx, pool, &tokens[..from], Logits::Last)?;
         let t1 = Instant::now();
         for &t in &tokens[n_p..] {
-            model.forward(&mut ctx, pool, &[t], Logits::Last)?;
+            model.forward(ctx, pool, &[t], Logits::Last)?;
         }
         Ok((prompt, t1.elapsed().as_secs_f64()))
-    };
-    run()?;
+    }
+}
+
+/// Seconds `model` takes here for a [`CALIBRATE_PROMPT`]-token prompt and for
+/// [`CALIBRATE_GEN`] generated tokens after [`CALIBRATE_FROM`] positions: the fastest of
+/// [`RUNS`] runs after a warm-up that pages the weights in (the probe also keeps its fastest
+/// runs, so both describe the machine at its least disturbed).
+#[cfg(test)]
+pub(crate) fn time_model(model: &slm_model::Model, pool: &Pool) -> Result<(f64, f64), RuntimeError> {
+    let mut run = ModelRun::new(model)?;
+    run.once(pool)?;
     let (mut prompt, mut gen) = (f64::INFINITY, f64::INFINITY);
-    for _ in 0..3 {
-        let (p, g) = run()?;
-        prompt = prompt.min(p);
-        gen = gen.min(g);
+    for _ in 0..RUNS {
+        let (p, g) = run.once(pool)?;
+        (prompt, gen) = (prompt.min(p), gen.min(g));
     }
     Ok((prompt, gen))
 }
 
-/// Calibrates a measured profile on `model` (the file `name`): times it with [`time_model`] and
-/// fits the profile to those times with [`fit`]. Other formats of the same model are then
-/// predicted from the probe's per-type rates plus the fitted per-block work.
+/// The type holding most of `fp`'s block weights, if the probe can make it.
+fn main_type(fp: &Footprint) -> Option<GgmlType> {
+    let mut bytes: Vec<(GgmlType, u64)> = Vec::new();
+    for l in &fp.block_linears {
+        match bytes.iter_mut().find(|(t, _)| *t == l.dtype) {
+            Some((_, b)) => *b += l.bytes,
+            None => bytes.push((l.dtype, l.bytes)),
+        }
+    }
+    bytes.into_iter().filter(|(t, _)| WRITABLE_TYPES.contains(t)).max_by_key(|&(_, b)| b).map(|(t, _)| t)
+}
+
+/// Calibrates a measured profile on `model` (the file `name`) and fits it with [`fit`]. The
+/// model runs [`RUNS`] times (after a warm-up), each run next to the probe's layers of the
+/// model's main type (a [`Yardstick`]); the fastest of each is kept. How much slower those
+/// layers ran now than when the probe measured them is the machine's slowdown since the probe
+/// (other processes), and the model's times are scaled back by it before the fit, so the probe's
+/// rates and the fitted per-block work describe the same machine. Other formats of the same
+/// model are then predicted from the probe's per-type rates plus the per-block work.
 pub fn calibrate(
     profile: &mut DeviceProfile,
     model: &slm_model::Model,
@@ -75,9 +116,33 @@ pub fn calibrate(
     name: &str,
 ) -> Result<(), RuntimeError> {
     let fp = Footprint::of(model.gguf(), None)?;
-    let (prompt, gen) = time_model(model, pool)?;
-    let how = fit(profile, &fp, prompt, gen);
-    profile.source = format!("{}; calibrated on {name} ({how})", profile.source);
+    let mut yard = main_type(&fp).map(|t| Yardstick::new(&fp, t)).transpose()?;
+    let mut run = ModelRun::new(model)?;
+    let [mut prompt, mut gen, mut yard_prompt, mut yard_gen] = [f64::INFINITY; 4];
+    for i in 0..=RUNS {
+        let (p, g) = run.once(pool)?;
+        let (yp, yg) = match yard.as_mut() {
+            Some(y) => y.time(pool)?,
+            None => (1.0, 1.0),
+        };
+        if i > 0 {
+            (prompt, gen) = (prompt.min(p), gen.min(g));
+            (yard_prompt, yard_gen) = (yard_prompt.min(yp), yard_gen.min(yg));
+        }
+    }
+    // Probe-time seconds over now-seconds of the same layers: below 1 when the machine is slower.
+    let (sp, sg) = match &yard {
+        Some(y) => {
+            let (pp, pg) = y.predicted(profile);
+            (pp / yard_prompt, pg / yard_gen)
+        }
+        None => (1.0, 1.0),
+    };
+    let how = fit(profile, &fp, prompt * sp, gen * sg);
+    profile.source = format!(
+        "{}; calibrated on {name} ({how}; machine at ×{:.2} prompt, ×{:.2} generation of its probe-time speed)",
+        profile.source, sp, sg
+    );
     Ok(())
 }
 
@@ -204,6 +269,38 @@ mod tests {
         let mut twice = once.clone();
         fit(&mut twice, &fp, p0 * 1.2, g0 * 1.4);
         assert!(close(twice.gen_block_us, once.gen_block_us) && close(twice.prompt_block_us, once.prompt_block_us));
+    }
+
+    #[test]
+    fn calibrating_on_the_real_model_fits_finite_non_negative_terms() {
+        let Some(path) = std::env::var_os("SLM_TEST_MODEL") else {
+            assert!(
+                std::env::var_os("SLM_REQUIRE_MODEL").is_none(),
+                "SLM_REQUIRE_MODEL is set but SLM_TEST_MODEL is not"
+            );
+            eprintln!("note: SLM_TEST_MODEL not set; skipping");
+            return;
+        };
+        let model = slm_model::Model::load(std::path::Path::new(&path)).unwrap();
+        let pool = Pool::new(2).unwrap();
+        let mut p = profile();
+        let before = p.clone();
+        calibrate(&mut p, &model, &pool, "model.gguf").unwrap();
+        assert!(p.source.starts_with(&before.source) && p.source.contains("calibrated on model.gguf"), "{}", p.source);
+        for v in [p.gen_block_us, p.prompt_block_us] {
+            assert!(v.is_finite() && v >= 0.0, "{v}");
+        }
+        for (map, old) in [(&p.decode_gbps, &before.decode_gbps), (&p.prompt_gflops, &before.prompt_gflops)] {
+            for (k, v) in map {
+                assert!(v.is_finite() && *v >= old[k], "{k}: {v} (rates are kept or sped up, never slowed)");
+            }
+        }
+    }
+
+    #[test]
+    fn the_yardstick_type_is_the_one_holding_most_block_weights() {
+        assert_eq!(main_type(&footprint(GgmlType::Q8_0)), Some(GgmlType::Q8_0));
+        assert_eq!(main_type(&footprint(GgmlType::F32)), Some(GgmlType::F32));
     }
 
     #[test]

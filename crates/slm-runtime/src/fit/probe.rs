@@ -299,6 +299,64 @@ fn measure_sized(
     })
 }
 
+/// The probe's layers of one type, kept to time the machine again later: calibration runs them
+/// next to the model, so that the model's speed is compared with the kernels' speed *at the same
+/// moment*. On a shared machine another process can halve both for a while (every type's time
+/// doubled in one hand-run check); without this, that slowdown would be fitted as per-token work.
+pub(crate) struct Yardstick {
+    one: Layers,
+    all: Layers,
+    x: Vec<f32>,
+    prompt_tokens: usize,
+    scratch: Scratch,
+    out: [Vec<f32>; 3],
+}
+
+impl Yardstick {
+    /// The probe's prompt layer and generation layers of `dtype` in `fp`'s shapes.
+    pub(crate) fn new(fp: &Footprint, dtype: GgmlType) -> Result<Yardstick, RuntimeError> {
+        Yardstick::sized(fp, dtype, Sizes { decode_bytes: DECODE_BYTES, prompt_tokens: PROMPT_TOKENS })
+    }
+
+    fn sized(fp: &Footprint, dtype: GgmlType, sizes: Sizes) -> Result<Yardstick, RuntimeError> {
+        let groups = layer_groups(fp);
+        let one = Layers::new(dtype, &groups, 1)?;
+        let all = Layers::new(dtype, &groups, sizes.decode_bytes.div_ceil(one.bytes.max(1)))?;
+        let widest = groups.iter().flatten().map(|m| m.1).max().unwrap_or(0).div_ceil(256) * 256;
+        let prompt_tokens = sizes.prompt_tokens;
+        let x = (0..prompt_tokens * widest).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+        Ok(Yardstick { one, all, x, prompt_tokens, scratch: Scratch::new(), out: Default::default() })
+    }
+
+    /// Seconds `dev` says these layers take: one prompt batch, one generation pass (what
+    /// [`measure`] timed when it made `dev`).
+    pub(crate) fn predicted(&self, dev: &DeviceProfile) -> (f64, f64) {
+        let flops: f64 = self.one.groups.iter().flatten().map(|m| 2.0 * (m.0 * m.1 * self.prompt_tokens) as f64).sum();
+        let jobs = self.all.calls() as f64 * dev.job_overhead_us * 1e-6;
+        (
+            flops / dev.prompt_flops_per_sec(self.one.dtype),
+            self.all.bytes as f64 / dev.decode_bytes_per_sec(self.one.dtype) + jobs,
+        )
+    }
+
+    /// Seconds of one prompt batch and of the fastest of 3 generation passes, now.
+    pub(crate) fn time(&mut self, pool: &Pool) -> Result<(f64, f64), RuntimeError> {
+        let Yardstick { one, all, x, prompt_tokens, scratch, out } = self;
+        scratch.set_prompt(true);
+        let t = Instant::now();
+        one.run(pool, x, *prompt_tokens, out, scratch)?;
+        let prompt = t.elapsed().as_secs_f64();
+        scratch.set_prompt(false);
+        let mut decode = f64::INFINITY;
+        for _ in 0..3 {
+            let t = Instant::now();
+            all.run(pool, x, 1, out, scratch)?;
+            decode = decode.min(t.elapsed().as_secs_f64());
+        }
+        Ok((prompt, decode))
+    }
+}
+
 /// Seconds of one one-token product by a `rows × cols` matrix of `dtype` (for hand-run checks).
 #[cfg(test)]
 pub(crate) fn time_head(pool: &Pool, dtype: GgmlType, rows: usize, cols: usize) -> Result<f64, RuntimeError> {
@@ -364,6 +422,26 @@ mod tests {
         assert!(m.iter().any(|&b| b != 0));
         #[cfg(target_os = "linux")]
         assert!(matches!(m, WeightBuf::Huge(_)), "Linux gives anonymous maps (huge-page advice)");
+    }
+
+    #[test]
+    fn a_yardstick_predicts_its_own_time_from_the_profile_it_was_probed_for() {
+        let pool = Pool::new(2).unwrap();
+        let sizes = Sizes { decode_bytes: 4 << 20, prompt_tokens: 64 };
+        let fp = footprint();
+        let p = measure_sized(&pool, &fp, 1 << 30, 1 << 20, sizes).unwrap();
+        let mut y = Yardstick::sized(&fp, GgmlType::Q8_0, sizes).unwrap();
+        let (pp, pg) = y.predicted(&p);
+        y.time(&pool).unwrap();
+        let (mut tp, mut tg) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..5 {
+            let (a, b) = y.time(&pool).unwrap();
+            (tp, tg) = (tp.min(a), tg.min(b));
+        }
+        // The same layers, timed the same way: only machine noise separates the two (loose
+        // bounds: tests share the machine).
+        assert!(pp / tp > 0.25 && pp / tp < 4.0, "prompt: predicted {pp} s, timed {tp} s");
+        assert!(pg / tg > 0.25 && pg / tg < 4.0, "generation: predicted {pg} s, timed {tg} s");
     }
 
     #[test]

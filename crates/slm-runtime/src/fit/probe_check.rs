@@ -41,17 +41,26 @@ fn probe_vs_models() {
                 );
             }
             let (p, g) = time_model(&model, &pool).unwrap();
-            let pp = super::predict::prompt_secs(&fp, &dev, CALIBRATE_PROMPT, CALIBRATE_PROMPT);
-            let pg = super::predict::gen_split(&fp, &dev, CALIBRATE_FROM, CALIBRATE_GEN).total();
+            let pp = super::predict::prompt_split(&fp, &dev, CALIBRATE_PROMPT, CALIBRATE_PROMPT);
+            let pg = super::predict::gen_split(&fp, &dev, CALIBRATE_FROM, CALIBRATE_GEN);
+            // What calibration on this file would fit as per-block work (negative: the model
+            // was faster than the probe predicted).
+            let blocks = fp.config.n_layer as f64;
+            let (ng, np) = (CALIBRATE_GEN as f64, CALIBRATE_PROMPT as f64);
             eprintln!(
-                "{round} {:<40} prompt pred {:7.1} ms meas {:7.1} ms ({:.2})   gen/token pred {:6.2} ms meas {:6.2} ms ({:.2})",
+                "{round} {:<34} prompt pred {:6.1} ({:5.1} kernels) meas {:6.1} ms ({:.2}, {:+6.2} µs/tok/blk)   \
+                 gen/token pred {:5.2} ({:5.2} kernels) meas {:5.2} ms ({:.2}, {:+5.1} µs/tok/blk)",
                 std::path::Path::new(f).file_name().unwrap().to_string_lossy(),
-                pp * 1e3,
+                pp.total() * 1e3,
+                pp.kernels * 1e3,
                 p * 1e3,
-                pp / p,
-                pg * 1e3 / CALIBRATE_GEN as f64,
-                g * 1e3 / CALIBRATE_GEN as f64,
-                pg / g
+                pp.total() / p,
+                (p - pp.total()) / (np * blocks) * 1e6,
+                pg.total() * 1e3 / ng,
+                pg.kernels * 1e3 / ng,
+                g * 1e3 / ng,
+                pg.total() / g,
+                (g - pg.total()) / (ng * blocks) * 1e6,
             );
         }
     }
