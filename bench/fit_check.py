@@ -7,11 +7,13 @@ check is about over a few minutes):
    calibrated on MODEL's own prompt/generation speed; MODEL = --calibrate-on, by default the first file: never
    the file being checked, unless it is that reference file itself);
 2. predict the file from that profile: `slm fit FILE --device PROFILE -c P+N -b B -p P -n N --json`;
-3. measure it: `slm bench -m FILE -p P -n N -b B -r R` (peak RSS from the kernel's rusage of that process).
+3. measure it: R times `slm bench -m FILE -p P -n N -b B -r 1` (peak RSS from the kernel's rusage of that
+   process), each followed by the same for REF (--reference, default: the calibration model).
 `--one-probe` measures the machine once before all files instead (the original method).
-With --reference REF (default: the calibration model), REF is benchmarked right after each file too, and the
-"relative" ratio (pred(FILE) / pred(REF)) / (meas(FILE) / meas(REF)) is reported next to the absolute one: it
-takes out how much slower the machine was during the file's benchmark than during the calibration run.
+Cells show the mean of FILE's R runs. The "relative" ratio (pred(FILE) / pred(REF)) / (meas(FILE) / meas(REF)),
+the median over the R alternated pairs, is reported next to the absolute one: it takes out how much slower the
+machine was during the file's benchmark than during the calibration run (this VM's speed moves by up to 2x
+within seconds while it looks idle from inside).
 Prints | file | peak RSS pred/meas | pp pred/meas | tg pred/meas |, the worst ratio, and the load average (uptime)
 before and after.
 
@@ -22,6 +24,7 @@ Usage: python3 bench/fit_check.py FILE.gguf [FILE.gguf ...] [--slm target/releas
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -52,7 +55,7 @@ def probe(a, path):
 
 
 def bench_cmd(a, f):
-    return [a.slm, "bench", "-m", f, "-p", str(a.p), "-n", str(a.n), "-b", str(a.b), "-t", str(a.t), "-r", str(a.r),
+    return [a.slm, "bench", "-m", f, "-p", str(a.p), "-n", str(a.n), "-b", str(a.b), "-t", str(a.t), "-r", "1",
             "-o", "json"]
 
 
@@ -90,17 +93,24 @@ def main(argv):
         if not profiles or not a.one_probe:
             profiles.append(probe(a, a.profile))
         pred = predict(a, f, a.profile)
-        out, rss = run_measured(bench_cmd(a, f))
-        pp, tg = speeds(out)
         ref = a.reference or a.calibrate_on or a.files[0]
         ref_pred = predict(a, ref, a.profile)
-        ref_pp, ref_tg = speeds(run_measured(bench_cmd(a, ref))[0])
+        # FILE and REF alternately, one repetition each, so every pair ran at nearly the same machine speed.
+        runs, ref_runs, rss = [], [], 0
+        for _ in range(a.r):
+            out, peak = run_measured(bench_cmd(a, f))
+            runs.append(speeds(out))
+            rss = max(rss, peak)
+            ref_runs.append(speeds(run_measured(bench_cmd(a, ref))[0]))
+        pp, tg = (statistics.mean(x[i] for x in runs) for i in (0, 1))
+        ref_pp, ref_tg = (statistics.mean(x[i] for x in ref_runs) for i in (0, 1))
+        rel = [[(pred[k] / ref_pred[k]) / (m[i] / rm[i]) for m, rm in zip(runs, ref_runs)]
+               for i, k in enumerate(("prompt_tps", "gen_tps"))]
         r = {"ref_pp_pred": ref_pred["prompt_tps"], "ref_tg_pred": ref_pred["gen_tps"], "ref_pp_meas": ref_pp,
-             "ref_tg_meas": ref_tg,
-             "pp_rel": (pred["prompt_tps"] / ref_pred["prompt_tps"]) / (pp / ref_pp),
-             "tg_rel": (pred["gen_tps"] / ref_pred["gen_tps"]) / (tg / ref_tg), "file": os.path.basename(f), "rss_pred": pred["peak_bytes"], "rss_meas": rss, "pp_pred": pred["prompt_tps"],
-             "pp_meas": pp, "tg_pred": pred["gen_tps"], "tg_meas": tg, "load": load_average(),
-             "calibration": profiles[-1]["source"]}
+             "ref_tg_meas": ref_tg, "pp_rel": statistics.median(rel[0]), "tg_rel": statistics.median(rel[1]),
+             "runs": runs, "ref_runs": ref_runs, "file": os.path.basename(f), "rss_pred": pred["peak_bytes"],
+             "rss_meas": rss, "pp_pred": pred["prompt_tps"], "pp_meas": pp, "tg_pred": pred["gen_tps"], "tg_meas": tg,
+             "load": load_average(), "calibration": profiles[-1]["source"]}
         rows.append(r)
         print(f"| {r['file']} | {r['rss_pred']/2**20:.1f} / {rss/2**20:.1f} MiB ({r['rss_pred']/rss:.2f}) "
               f"| {r['pp_pred']:.0f} / {pp:.0f} ({r['pp_pred']/pp:.2f}) "
