@@ -17,8 +17,11 @@ use slm_model::quantize::WRITABLE_TYPES;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// Weight bytes streamed per generation measurement: well above last-level caches (32 MiB here).
+/// Least weight bytes streamed per generation measurement: well above last-level caches (32 MiB
+/// here). A type streams as many bytes as the model would in that type (see [`stream_bytes`]).
 const DECODE_BYTES: usize = 128 << 20;
+/// Most weight bytes streamed per generation measurement (and at most a quarter of the memory).
+const MAX_DECODE_BYTES: usize = 1 << 30;
 /// Tokens of the prompt-rate measurement: one `slm bench` pp512 batch.
 const PROMPT_TOKENS: usize = 512;
 /// Timed prompt rounds over all types (after one warm-up round).
@@ -213,6 +216,19 @@ pub fn measure(
     measure_sized(pool, fp, memory_bytes, runtime_bytes, sizes)
 }
 
+/// Bytes to stream when measuring `dtype`'s generation rate: what one token of `fp` reads if all
+/// its weights were of `dtype`, at least `least` and at most [`MAX_DECODE_BYTES`] or a quarter of
+/// `memory_bytes`. A fixed 128 MiB measured F32 at 38–44 GB/s where SmolLM2's 540 MB of F32
+/// weights stream at ~33 GB/s (part of a pass that small still hits the 32 MiB L3 cache), so
+/// F32 generation was predicted 1.2–1.4× too fast.
+fn stream_bytes(fp: &Footprint, dtype: GgmlType, least: usize, memory_bytes: u64) -> usize {
+    let weights: usize =
+        fp.block_linears.iter().chain(std::iter::once(&fp.output)).map(|l| l.rows.saturating_mul(l.cols)).sum();
+    let model = (weights as f64 * dtype.bits_per_weight() / 8.0) as usize;
+    let cap = MAX_DECODE_BYTES.min(usize::try_from(memory_bytes / 4).unwrap_or(usize::MAX));
+    model.max(least).min(cap.max(least))
+}
+
 /// How much work each measurement does (smaller in tests).
 #[derive(Clone, Copy)]
 struct Sizes {
@@ -265,7 +281,8 @@ fn measure_sized(
     let mut streamed = vec![0usize; singles.len()];
     let mut decode_calls = vec![0usize; singles.len()];
     for (i, one) in singles.iter().enumerate() {
-        let all = Layers::new(one.dtype, &groups, decode_bytes.div_ceil(one.bytes.max(1)))?;
+        let bytes = stream_bytes(fp, one.dtype, decode_bytes, memory_bytes);
+        let all = Layers::new(one.dtype, &groups, bytes.div_ceil(one.bytes.max(1)))?;
         decode_secs[i] = best_secs(DECODE_RUNS, || all.run(pool, &x, 1, &mut out, &mut scratch))?;
         (streamed[i], decode_calls[i]) = (all.bytes, all.calls());
     }
@@ -321,7 +338,10 @@ impl Yardstick {
     fn sized(fp: &Footprint, dtype: GgmlType, sizes: Sizes) -> Result<Yardstick, RuntimeError> {
         let groups = layer_groups(fp);
         let one = Layers::new(dtype, &groups, 1)?;
-        let all = Layers::new(dtype, &groups, sizes.decode_bytes.div_ceil(one.bytes.max(1)))?;
+        // The bytes [`measure`] streamed for this type (its memory cap only lowers huge models'
+        // streams, and calibration runs next to the model, which is in memory anyway).
+        let bytes = stream_bytes(fp, dtype, sizes.decode_bytes, u64::MAX);
+        let all = Layers::new(dtype, &groups, bytes.div_ceil(one.bytes.max(1)))?;
         let widest = groups.iter().flatten().map(|m| m.1).max().unwrap_or(0).div_ceil(256) * 256;
         let prompt_tokens = sizes.prompt_tokens;
         let x = (0..prompt_tokens * widest).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
@@ -446,6 +466,21 @@ mod tests {
         // bounds: tests share the machine).
         assert!(pp / tp > 0.25 && pp / tp < 4.0, "prompt: predicted {pp} s, timed {tp} s");
         assert!(pg / tg > 0.25 && pg / tg < 4.0, "generation: predicted {pg} s, timed {tg} s");
+    }
+
+    #[test]
+    fn generation_streams_what_the_model_would_within_bounds() {
+        let fp = footprint();
+        let weights: usize = fp.block_linears.iter().chain([&fp.output]).map(|l| l.rows * l.cols).sum();
+        // Tiny model: the floor applies.
+        assert_eq!(stream_bytes(&fp, GgmlType::F32, 1 << 20, 1 << 34), (1 << 20).max(4 * weights));
+        // A floor below the model's bytes: the model's bytes, by type.
+        let f32_bytes = stream_bytes(&fp, GgmlType::F32, 1, 1 << 34);
+        assert_eq!(f32_bytes, 4 * weights);
+        assert_eq!(stream_bytes(&fp, GgmlType::Q8_0, 1, 1 << 34), weights * 34 / 32);
+        // Bounded by a quarter of the memory (never below the floor).
+        assert_eq!(stream_bytes(&fp, GgmlType::F32, 1, 400), 100.min(f32_bytes).max(1));
+        assert_eq!(stream_bytes(&fp, GgmlType::F32, 1 << 20, 400), 1 << 20);
     }
 
     #[test]
