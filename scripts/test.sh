@@ -86,7 +86,7 @@ CARGO_TARGET_WASM32_WASIP1_RUNNER="node $PWD/crates/slm-wasm/tools/wasi_runner.m
 echo "== tests"
 # The model-backed tests fail (instead of skipping) when the model is missing.
 echo "== kernel micro-benchmarks, each run once (they must keep running; speed is measured by hand)"
-cargo bench -p slm-kernels --bench kernels -- --test
+cargo test --release -p slm-kernels --bench kernels
 
 export SLM_TEST_MODEL="$model" SLM_REQUIRE_MODEL=1
 log="$(mktemp)"
