@@ -50,8 +50,8 @@ pub(crate) fn vnni_suits(w: &crate::QMatrix) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         crate::dense_vnni::Kind::of(w.dtype).is_some()
-            && w.rows % crate::dense_vnni::PANEL == 0
-            && w.cols % 32 == 0
+            && w.rows.is_multiple_of(crate::dense_vnni::PANEL)
+            && w.cols.is_multiple_of(32)
             && crate::dense_vnni::available()
     }
     #[cfg(not(target_arch = "x86_64"))]

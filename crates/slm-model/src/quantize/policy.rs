@@ -263,7 +263,7 @@ fn mix_rule(
             return ty;
         }
         let nx = t.dims[0];
-        if model.is_falcon || nx % new_type.block_size() as u64 != 0 {
+        if model.is_falcon || !nx.is_multiple_of(new_type.block_size() as u64) {
             return G::Q8_0;
         }
         return if new_type != G::Q8_0 { G::Q6_K } else { new_type };
@@ -365,7 +365,7 @@ fn mix_rule(
 /// llama.cpp's `tensor_type_fallback`: a type whose block divides the row length.
 fn fallback_type(ncols: u64, target: GgmlType) -> (GgmlType, bool) {
     use GgmlType as G;
-    if ncols % target.block_size() as u64 == 0 {
+    if ncols.is_multiple_of(target.block_size() as u64) {
         return (target, false);
     }
     let ty = match target {
@@ -375,7 +375,7 @@ fn fallback_type(ncols: u64, target: GgmlType) -> (GgmlType, bool) {
         G::Q6_K => G::Q8_0,
         other => other,
     };
-    let ty = if ncols % ty.block_size() as u64 != 0 { G::F16 } else { ty };
+    let ty = if !ncols.is_multiple_of(ty.block_size() as u64) { G::F16 } else { ty };
     (ty, true)
 }
 
