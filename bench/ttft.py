@@ -15,12 +15,13 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from server_load import free_port
 
 DEFAULT_MODEL = "/tmp/assets/SmolLM2-135M-Instruct.Q4_1.gguf"
 LLAMA_CPP_DIR = os.environ.get("LLAMA_CPP_DIR", os.path.expanduser("~/.cache/slm-peers/llama.cpp"))
@@ -42,12 +43,6 @@ PROMPTS = [
     "Our neighbour repaired his bicycle in the driveway and then rode it down to the",
     "Historians believe the castle was built in the twelfth century to protect the valley from",
 ]
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def command(name, a, port):

@@ -31,6 +31,6 @@ pub use error::GgufError;
 pub use limits::Limits;
 pub use metadata::Metadata;
 pub use reader::{GgufFile, TensorInfo, ALIGNMENT_KEY, GGUF_MAGIC};
-pub use residency::Residency;
+pub use residency::{available_memory, Residency};
 pub use value::{Array, Value, ValueType};
 pub use writer::GgufWriter;

@@ -109,7 +109,11 @@ impl GgufFile {
     }
 
     /// Opens `path` with custom [`Limits`], holding its bytes as `residency` says.
-    pub fn open_with(path: &Path, limits: &Limits, residency: Residency) -> Result<GgufFile, GgufError> {
+    pub fn open_with(
+        path: &Path,
+        limits: &Limits,
+        residency: Residency,
+    ) -> Result<GgufFile, GgufError> {
         let mut file = File::open(path).map_err(|e| GgufError::io(path, e))?;
         let len = file.metadata().map_err(|e| GgufError::io(path, e))?.len();
         // Mapping an empty file fails on some platforms; an empty file is simply too short.

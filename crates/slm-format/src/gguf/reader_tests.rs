@@ -107,12 +107,20 @@ fn every_residency_holds_the_same_bytes_and_validates_alike() {
         let f = GgufFile::open_with(&p, &Limits::default(), residency).unwrap();
         assert_eq!(f.file_size(), mapped.file_size(), "{residency:?}");
         for t in mapped.tensors() {
-            assert_eq!(f.tensor_data(t), mapped.tensor_data(t), "{residency:?} {}", t.name);
+            assert_eq!(
+                f.tensor_data(t),
+                mapped.tensor_data(t),
+                "{residency:?} {}",
+                t.name
+            );
         }
         // A resident copy is validated like a mapped file: a truncated file is refused alike.
         let cut = dir.path().join("cut.gguf");
         std::fs::write(&cut, &small_file()[..small_file().len() - 40]).unwrap();
-        let (got, want) = (GgufFile::open_with(&cut, &Limits::default(), residency), GgufFile::open(&cut));
+        let (got, want) = (
+            GgufFile::open_with(&cut, &Limits::default(), residency),
+            GgufFile::open(&cut),
+        );
         assert_eq!(got.unwrap_err().to_string(), want.unwrap_err().to_string());
         let empty = dir.path().join("empty.gguf");
         std::fs::write(&empty, b"").unwrap();

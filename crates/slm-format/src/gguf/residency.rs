@@ -35,7 +35,8 @@ impl Residency {
             Residency::Mapped => false,
             Residency::Resident => true,
             Residency::Auto => {
-                cfg!(target_os = "linux") && mem_available().is_some_and(|avail| len <= avail / 2)
+                cfg!(target_os = "linux")
+                    && available_memory().is_some_and(|avail| len <= avail / 2)
             }
         }
     }
@@ -57,8 +58,9 @@ pub(crate) fn read_resident(file: &mut File, len: u64) -> std::io::Result<Option
     Ok(Some(mem.make_read_only()?))
 }
 
-/// `MemAvailable` from `/proc/meminfo` in bytes (Linux), if readable.
-fn mem_available() -> Option<u64> {
+/// Memory available to a new process on Linux (`MemAvailable` from `/proc/meminfo`, in bytes),
+/// if readable.
+pub fn available_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -390,13 +390,9 @@ pub(crate) fn time_head(pool: &Pool, dtype: GgmlType, rows: usize, cols: usize) 
     best_secs(7, || layers.run(pool, &x, 1, &mut out, &mut s))
 }
 
-/// Memory available to a new process on Linux (`MemAvailable`), if readable.
-pub fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
+/// Memory available to a new process on Linux (`MemAvailable`), if readable (what
+/// `Residency::Auto` also decides by).
+pub use slm_format::gguf::available_memory;
 
 #[cfg(test)]
 mod tests {
