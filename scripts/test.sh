@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+echo "== disk free at the start (the full run needs ~4 GB: see SLM_CI_FREE_DISK below)"
+df -h . | tail -1
 echo "== build (release)"
 cargo build --release --workspace --all-targets
 
@@ -104,6 +106,13 @@ rm -f "$log"
 if [ "${SLM_SKIP_FUZZ:-0}" = 1 ]; then
   echo "== fuzz: skipped (SLM_SKIP_FUZZ=1)"
 else
+  # The fuzz build (ASan, its own target dir) needs ~2 GB more. CI runs on a clone that is thrown away, so
+  # .ci/run sets SLM_CI_FREE_DISK=1 and the main build's artefacts go first (a developer's stay).
+  if [ "${SLM_CI_FREE_DISK:-0}" = 1 ]; then
+    echo "== free the main build's disk before the fuzz build (SLM_CI_FREE_DISK=1)"
+    rm -rf target/release target/wasm32-unknown-unknown target/wasm32-wasip1
+    df -h . | tail -1
+  fi
   echo "== fuzz every target for ${SLM_FUZZ_SECONDS:-30}s"
   bash scripts/fuzz.sh "${SLM_FUZZ_SECONDS:-30}" || status=1
 fi
