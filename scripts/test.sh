@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-echo "== disk free at the start (the full run needs ~4 GB: see SLM_CI_FREE_DISK below)"
+echo "== disk free at the start (a fresh clone peaks at ~2.5 GB: see SLM_CI_FREE_DISK below)"
 df -h . | tail -1
 echo "== build (release)"
 cargo build --release --workspace --all-targets
