@@ -146,6 +146,8 @@ pub struct Scratch {
     pub(crate) prompt: bool,
     /// Row-invariant mode (see [`Scratch::set_row_invariant`]).
     pub(crate) row_invariant: bool,
+    /// The threads' shares of a one-token product (see `crate::matvec`).
+    pub(crate) shares: Vec<crate::matvec::Share>,
 }
 
 impl Scratch {

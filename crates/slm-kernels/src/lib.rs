@@ -57,6 +57,7 @@ mod error;
 mod ggml_golden_tests;
 mod matmul;
 mod matrix;
+mod matvec;
 pub mod ops;
 mod pool;
 pub mod quant;

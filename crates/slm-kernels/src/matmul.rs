@@ -8,6 +8,7 @@
 use crate::act::{gather_group8, quantize_q8, quantize_q8k, Group8, Scratch};
 use crate::dot::{kernel, Isa, Kernel, Tiles};
 use crate::error::{check_len, row_bytes_of};
+use crate::matvec::{matvec, MatvecJob};
 use crate::{KernelError, Pool, QMatrix};
 use slm_format::QK_K;
 
@@ -143,6 +144,16 @@ fn matmul_fused<const N: usize>(
     match kernel {
         Kernel::Q8(tiles) => {
             let nb = cols / 32;
+            if let (1, Some(quarters)) = (n_tokens, tiles.quarters) {
+                // Generation: one share of every matrix per thread (see `matvec`).
+                let mut shares = std::mem::take(&mut scratch.shares);
+                let (acts, _) = scratch.q8_with_groups(nb, 0);
+                quantize_q8(x, acts);
+                let jobs = jobs.map(|j| MatvecJob { w: j.w, out: j.out.ptr });
+                matvec(pool, &jobs, quarters, tiles.one, acts, &mut shares);
+                scratch.shares = shares;
+                return Ok(());
+            }
             let n_groups = if tiles.eight.is_some() { n_tokens / 8 } else { 0 };
             let (acts, groups) = scratch.q8_with_groups(nb * n_tokens, nb * n_groups);
             for (xt, at) in x.chunks_exact(cols.max(1)).zip(acts.chunks_exact_mut(nb.max(1))) {
@@ -244,32 +255,6 @@ fn drive<A: Sync + 'static>(
         let row_at = |r: usize| if r < rows { w.data.get(r * rb..(r + 1) * rb) } else { None };
         let r0 = task * chunk;
         let r1 = (r0 + chunk).min(rows);
-        // One token (generation): four rows per call where the ISA has such a kernel. The four
-        // come from the four quarters of the chunk, so each walks its quarter front to back: the
-        // hardware prefetchers follow four ascending streams, where four neighbouring rows read
-        // in lockstep would jump back and forth within a page and defeat them (3× slower
-        // streaming Q8_0 weights from memory, measured).
-        if let (1, Some(rows4)) = (n_tokens, tiles.rows4) {
-            let x = act_row(0);
-            let quarter = (r1 - r0) / 4;
-            for j in r0..r0 + quarter {
-                let r = [j, j + quarter, j + 2 * quarter, j + 3 * quarter];
-                if let (Some(a), Some(b), Some(c), Some(d)) = (row_at(r[0]), row_at(r[1]), row_at(r[2]), row_at(r[3])) {
-                    // SAFETY: `tiles` was built for an ISA this CPU supports (see `kernel`).
-                    let v = unsafe { rows4([a, b, c, d], x) };
-                    for (&r, v) in r.iter().zip(v) {
-                        out_ptr.write(r, v);
-                    }
-                }
-            }
-            for r in r0 + 4 * quarter..r1 {
-                if let Some(row) = row_at(r) {
-                    // SAFETY: as above.
-                    out_ptr.write(r, unsafe { (tiles.one)(row, x) });
-                }
-            }
-            return;
-        }
         let mut t0 = 0;
         while t0 < n_tokens {
             let t1 = (t0 + token_block).min(n_tokens);

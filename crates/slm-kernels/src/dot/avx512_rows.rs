@@ -98,6 +98,7 @@ fn blocks(w: &[&[u8]; 4], a: &[Q8Block], block_bytes: usize) -> usize {
 macro_rules! unsigned_rows4 {
     ($name:ident, $bytes:expr, $off:expr, $unpack:ident, $dm:ident, $lane:expr, $mmul:expr) => {
         /// Four weight rows · one activation row; each row bit for bit its one-token result.
+        #[inline]
         #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
         pub(super) unsafe fn $name(w: [&[u8]; 4], a: &[Q8Block]) -> [f32; 4] {
             let nb = blocks(&w, a, $bytes);
@@ -172,6 +173,7 @@ unsigned_rows4!(q5_1_q8_rows4, 24, 8, q5_1_pair, dm_dm, 1, 1.0);
 macro_rules! signed_rows4 {
     ($name:ident, $bytes:expr, $off:expr) => {
         /// Four weight rows · one activation row; each row bit for bit its one-token result.
+        #[inline]
         #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
         pub(super) unsafe fn $name(w: [&[u8]; 4], a: &[Q8Block]) -> [f32; 4] {
             let nb = blocks(&w, a, $bytes);
@@ -211,3 +213,47 @@ macro_rules! signed_rows4 {
 
 signed_rows4!(q8_0_q8_rows4, 34, 2);
 signed_rows4!(q8_1_q8_rows4, 36, 4);
+
+/// Generates a [`super::QuartersFn`] from a four-row kernel: the loop over a share's rows runs
+/// inside the target-feature function, so the four-row kernel is inlined into it instead of
+/// being called through a pointer per four rows (the call, the bounds checks and the stores
+/// around it cost as much as a fifth of a SmolLM2 row, 576 columns wide).
+macro_rules! quarters {
+    ($name:ident, $rows4:ident) => {
+        /// Rows `j`, `j + q`, `j + 2q`, `j + 3q` of `w` (rows of `row_bytes`) for `j` in
+        /// `steps`: each result bit for bit the one-token kernel's, written at `out + row`.
+        /// Does nothing unless `w` holds `4q` rows and `steps` lie within `0..q`.
+        ///
+        /// # Safety
+        /// The ISA (see the module doc); `out` valid for writes at every `j + k·q`, `j` in
+        /// `steps`, `k < 4`, and no other thread accessing those cells meanwhile.
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+        pub(super) unsafe fn $name(
+            w: &[u8],
+            row_bytes: usize,
+            q: usize,
+            steps: std::ops::Range<usize>,
+            a: &[Q8Block],
+            out: *mut f32,
+        ) {
+            let fits = q.checked_mul(4).and_then(|n| n.checked_mul(row_bytes)).is_some_and(|b| b <= w.len());
+            if !fits || steps.end > q {
+                return;
+            }
+            let row = |r: usize| std::slice::from_raw_parts(w.as_ptr().add(r * row_bytes), row_bytes);
+            for j in steps {
+                let v = $rows4([row(j), row(j + q), row(j + 2 * q), row(j + 3 * q)], a);
+                for (k, v) in v.into_iter().enumerate() {
+                    *out.add(j + k * q) = v;
+                }
+            }
+        }
+    };
+}
+
+quarters!(q4_0_q8_quarters, q4_0_q8_rows4);
+quarters!(q4_1_q8_quarters, q4_1_q8_rows4);
+quarters!(q5_0_q8_quarters, q5_0_q8_rows4);
+quarters!(q5_1_q8_quarters, q5_1_q8_rows4);
+quarters!(q8_0_q8_quarters, q8_0_q8_rows4);
+quarters!(q8_1_q8_quarters, q8_1_q8_rows4);

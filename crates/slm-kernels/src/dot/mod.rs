@@ -88,16 +88,18 @@ pub(crate) type Dot4Fn<A> = unsafe fn(&[u8], [&[A]; 4]) -> [f32; 4];
 /// `groups` (one [`Group8`] per block; Q8 activations only).
 pub(crate) type Dot8Fn<A> = unsafe fn(&[u8], [&[A]; 8], &[Group8]) -> [f32; 8];
 
-/// Four weight rows · one activation row (one token: generation), each row's result bit for bit
-/// what [`DotFn`] gives for it.
-pub(crate) type Rows4Fn<A> = unsafe fn([&[u8]; 4], &[A]) -> [f32; 4];
+/// `4q` weight rows (`w`, rows of `row_bytes`) · one activation row (one token: generation),
+/// four rows at a time: steps `j` in a range of `0..q`, each rows `j`, `j + q`, `j + 2q`,
+/// `j + 3q`, so that the four walk their quarters front to back. Row `r`'s result, bit for bit
+/// what [`DotFn`] gives for it, goes to `out + r`. Arguments: `(w, row_bytes, q, steps, a, out)`.
+pub(crate) type QuartersFn<A> = unsafe fn(&[u8], usize, usize, std::ops::Range<usize>, &[A], *mut f32);
 
 /// The kernels for one (weight type, activation type, ISA).
 pub(crate) struct Tiles<A: 'static> {
     pub one: DotFn<A>,
     pub four: Option<Dot4Fn<A>>,
     pub eight: Option<Dot8Fn<A>>,
-    pub rows4: Option<Rows4Fn<A>>,
+    pub quarters: Option<QuartersFn<A>>,
 }
 
 impl<A> Clone for Tiles<A> {
@@ -110,9 +112,9 @@ impl<A> Copy for Tiles<A> {}
 impl<A> Tiles<A> {
     /// The tiles for row-invariant mode: the one-token kernel, and `exact4` for four tokens (a
     /// tile that computes each token exactly as `one` does), never the faster 8/4-token tiles
-    /// whose per-token sums are ordered differently (`rows4` is exact, so it stays).
+    /// whose per-token sums are ordered differently (`quarters` is exact, so it stays).
     pub(crate) fn row_invariant(self, exact4: Option<Dot4Fn<A>>) -> Self {
-        Tiles { one: self.one, four: exact4, eight: None, rows4: self.rows4 }
+        Tiles { one: self.one, four: exact4, eight: None, quarters: self.quarters }
     }
 }
 
@@ -145,13 +147,13 @@ pub(crate) enum Kernel {
 }
 
 fn q8(one: DotFn<Q8Block>) -> Kernel {
-    Kernel::Q8(Tiles { one, four: None, eight: None, rows4: None })
+    Kernel::Q8(Tiles { one, four: None, eight: None, quarters: None })
 }
 fn q8k(one: DotFn<Q8KBlock>) -> Kernel {
-    Kernel::Q8K(Tiles { one, four: None, eight: None, rows4: None })
+    Kernel::Q8K(Tiles { one, four: None, eight: None, quarters: None })
 }
 fn f32k(one: DotFn<f32>) -> Kernel {
-    Kernel::F32(Tiles { one, four: None, eight: None, rows4: None })
+    Kernel::F32(Tiles { one, four: None, eight: None, quarters: None })
 }
 
 /// The scalar kernel for `dtype`.
@@ -185,7 +187,7 @@ pub(crate) fn kernel(dtype: GgmlType, isa: Isa) -> Result<Kernel, KernelError> {
     if matches!(isa, Isa::Avx2 | Isa::Avx512Vnni) {
         if let Some(mut k) = avx2_kernel(dtype) {
             if let (Kernel::Q8(t), true) = (&mut k, isa == Isa::Avx512Vnni) {
-                t.rows4 = vnni_rows4(dtype);
+                t.quarters = vnni_quarters(dtype);
             }
             return Ok(k);
         }
@@ -201,7 +203,7 @@ pub(crate) fn kernel(dtype: GgmlType, isa: Isa) -> Result<Kernel, KernelError> {
             _ => None,
         };
         if let Some((one, four)) = tiles {
-            return Ok(Kernel::Q8(Tiles { one, four: Some(four), eight: None, rows4: None }));
+            return Ok(Kernel::Q8(Tiles { one, four: Some(four), eight: None, quarters: None }));
         }
     }
     let _ = isa;
@@ -212,13 +214,13 @@ pub(crate) fn kernel(dtype: GgmlType, isa: Isa) -> Result<Kernel, KernelError> {
 fn avx2_kernel(dtype: GgmlType) -> Option<Kernel> {
     use GgmlType::*;
     let q8 = |one: DotFn<Q8Block>, four: Dot4Fn<Q8Block>, eight: Dot8Fn<Q8Block>| {
-        Kernel::Q8(Tiles { one, four: Some(four), eight: Some(eight), rows4: None })
+        Kernel::Q8(Tiles { one, four: Some(four), eight: Some(eight), quarters: None })
     };
     let q8k_4 = |one: DotFn<Q8KBlock>, four: Dot4Fn<Q8KBlock>| {
-        Kernel::Q8K(Tiles { one, four: Some(four), eight: None, rows4: None })
+        Kernel::Q8K(Tiles { one, four: Some(four), eight: None, quarters: None })
     };
     let f32_4 =
-        |one: DotFn<f32>, four: Dot4Fn<f32>| Kernel::F32(Tiles { one, four: Some(four), eight: None, rows4: None });
+        |one: DotFn<f32>, four: Dot4Fn<f32>| Kernel::F32(Tiles { one, four: Some(four), eight: None, quarters: None });
     Some(match dtype {
         Q4_0 => q8(avx2::q4_0_q8, avx2::q4_0_q8_4, avx2::q4_0_q8_8),
         Q4_1 => q8(avx2::q4_1_q8, avx2::q4_1_q8_4, avx2::q4_1_q8_8),
@@ -240,15 +242,15 @@ fn avx2_kernel(dtype: GgmlType) -> Option<Kernel> {
 
 /// The four-row generation kernel of `dtype` at [`Isa::Avx512Vnni`], if it has one.
 #[cfg(target_arch = "x86_64")]
-fn vnni_rows4(dtype: GgmlType) -> Option<Rows4Fn<Q8Block>> {
+fn vnni_quarters(dtype: GgmlType) -> Option<QuartersFn<Q8Block>> {
     use GgmlType::*;
     Some(match dtype {
-        Q4_0 => avx512_rows::q4_0_q8_rows4,
-        Q4_1 => avx512_rows::q4_1_q8_rows4,
-        Q5_0 => avx512_rows::q5_0_q8_rows4,
-        Q5_1 => avx512_rows::q5_1_q8_rows4,
-        Q8_0 => avx512_rows::q8_0_q8_rows4,
-        Q8_1 => avx512_rows::q8_1_q8_rows4,
+        Q4_0 => avx512_rows::q4_0_q8_quarters,
+        Q4_1 => avx512_rows::q4_1_q8_quarters,
+        Q5_0 => avx512_rows::q5_0_q8_quarters,
+        Q5_1 => avx512_rows::q5_1_q8_quarters,
+        Q8_0 => avx512_rows::q8_0_q8_quarters,
+        Q8_1 => avx512_rows::q8_1_q8_quarters,
         _ => return None,
     })
 }

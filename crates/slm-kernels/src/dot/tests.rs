@@ -178,22 +178,35 @@ fn float_tiles_give_each_token_the_one_token_result_bit_for_bit() {
 }
 
 #[test]
-fn four_row_kernels_give_each_row_the_one_token_result_bit_for_bit() {
+fn quarter_kernels_give_each_row_the_one_token_result_bit_for_bit() {
     let mut checked = 0;
     for isa in Isa::available() {
         for dtype in SUPPORTED_TYPES {
             let Ok(Kernel::Q8(t)) = kernel(dtype, isa) else { continue };
-            let Some(rows4) = t.rows4 else { continue };
-            // Odd and even block counts (the kernels pair blocks), SmolLM2's widths.
-            for cols in [32, 96, 160, 576, 1536] {
-                let w: Vec<Vec<u8>> = (0..4).map(|r| weight_row(dtype, cols, 7 * cols as u64 + r)).collect();
+            let Some(quarters) = t.quarters else { continue };
+            // Odd and even block counts (the kernels pair blocks), SmolLM2's widths; one and
+            // several rows per quarter.
+            for (cols, q) in [(32, 1), (96, 3), (160, 1), (576, 5), (1536, 2)] {
+                let rb = dtype.row_bytes(cols as u64).unwrap() as usize;
+                let w: Vec<u8> = (0..4 * q).flat_map(|r| weight_row(dtype, cols, 7 * cols as u64 + r as u64)).collect();
                 let mut a = vec![Q8Block::default(); cols / 32];
                 quantize_q8(&test_data(cols, 300 + cols as u64), &mut a);
-                let got = unsafe { rows4([&w[0], &w[1], &w[2], &w[3]], &a) };
-                for (r, g) in got.iter().enumerate() {
-                    let one = unsafe { (t.one)(&w[r], &a) };
+                // All steps at once, and the same rows as two step ranges (as a thief splits them).
+                let mut got = vec![f32::NAN; 4 * q];
+                unsafe { quarters(&w, rb, q, 0..q, &a, got.as_mut_ptr()) };
+                let mut split = vec![f32::NAN; 4 * q];
+                unsafe { quarters(&w, rb, q, q / 2..q, &a, split.as_mut_ptr()) };
+                unsafe { quarters(&w, rb, q, 0..q / 2, &a, split.as_mut_ptr()) };
+                for (r, (g, s)) in got.iter().zip(&split).enumerate() {
+                    let one = unsafe { (t.one)(&w[r * rb..(r + 1) * rb], &a) };
                     assert_eq!(g.to_bits(), one.to_bits(), "{isa:?} {dtype} cols {cols} row {r}: {g} vs {one}");
+                    assert_eq!(s.to_bits(), one.to_bits(), "{isa:?} {dtype} cols {cols} row {r} (split)");
                 }
+                // Too few rows, or steps past q: nothing is written (no out-of-bounds access).
+                got.fill(f32::NAN);
+                unsafe { quarters(&w[..w.len() - 1], rb, q, 0..q, &a, got.as_mut_ptr()) };
+                unsafe { quarters(&w, rb, q, 0..q + 1, &a, got.as_mut_ptr()) };
+                assert!(got.iter().all(|v| v.is_nan()));
                 checked += 1;
             }
         }

@@ -442,18 +442,16 @@ fn rms_norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
 /// pool; sizes the per-task scratch in [`ForwardState`].
 const MAX_TOKEN_CHUNKS: usize = 8;
 
-/// How [`attention`] splits work into pool tasks: every task owns `hs` query heads of one KV
-/// group (`hs` divides the group) for a contiguous range of `tc` tokens.
+/// How [`attention`] splits work into pool tasks: every task owns the whole group of query heads
+/// of one KV head for a contiguous range of `tc` tokens, so each key/value row is read once per
+/// group. In generation the cache comes from memory (the weights streamed since have evicted
+/// it): one task per query head read it `group` times and took twice as long (perf, SmolLM2).
 #[derive(Clone, Copy)]
 struct AttnSplit {
     /// KV heads `G`.
     g: usize,
     /// Query heads per KV head.
     group: usize,
-    /// Query heads per task.
-    hs: usize,
-    /// Tasks per KV head and token chunk (`group / hs`).
-    s: usize,
     /// Token chunks.
     c: usize,
     /// Tokens per chunk (the last may be shorter).
@@ -464,29 +462,25 @@ impl AttnSplit {
     fn new(cfg: &ModelConfig, n: usize) -> Self {
         let g = cfg.n_kv_head.max(1);
         let group = (cfg.n_head / g).max(1);
-        // One token: every head its own task (balance beats sharing the tiny key block). A
-        // batch: the whole group per task, so each key/value row is loaded once per group.
-        let hs = if n <= 1 { 1 } else { group };
         let tc = n.div_ceil(n.clamp(1, MAX_TOKEN_CHUNKS)).max(1);
-        AttnSplit { g, group, hs, s: group / hs, c: n.div_ceil(tc), tc }
+        AttnSplit { g, group, c: n.div_ceil(tc), tc }
     }
 
     fn n_tasks(&self) -> usize {
-        self.g * self.s * self.c
+        self.g * self.c
     }
 
     /// `(token chunk, KV head, first query head)` of task `i`; the costliest (latest) token
     /// chunks come first so that dynamic claiming balances the causal triangle.
     fn task(&self, i: usize) -> (usize, usize, usize) {
-        let per_c = self.g * self.s;
-        let c = self.c - 1 - (i / per_c).min(self.c - 1);
-        let (kv, sub) = ((i % per_c) / self.s, (i % per_c) % self.s);
-        (c, kv, kv * self.group + sub * self.hs)
+        let c = self.c - 1 - (i / self.g).min(self.c - 1);
+        let kv = i % self.g;
+        (c, kv, kv * self.group)
     }
 
-    /// Output floats per task: `[tc][hs][Dh]`.
+    /// Output floats per task: `[tc][group][Dh]`.
     fn out_chunk(&self, dh: usize) -> usize {
-        self.tc * self.hs * dh
+        self.tc * self.group * dh
     }
 
     /// Output and score scratch sizes (floats) that cover every batch of up to `n_batch` tokens:
@@ -524,14 +518,14 @@ fn attention(
     let scale = 1.0 / (dh as f32).sqrt();
     let n_ctx = cache.n_ctx();
     let sp = AttnSplit::new(cfg, n);
-    let (oc, sc) = (sp.out_chunk(dh), sp.hs * n_ctx);
+    let (oc, sc) = (sp.out_chunk(dh), sp.group * n_ctx);
     let n_tasks = sp.n_tasks();
     let (tmp_len, scores_len) = ((n_tasks * oc).min(tmp.len()), (n_tasks * sc).min(scores.len()));
     let (tmp, scores) = (&mut tmp[..tmp_len], &mut scores[..scores_len]);
     pool.run_chunks(tmp, oc, scores, sc, &|i, out_i, scores_i| {
         let (c, kv, h0) = sp.task(i);
         let (keys, values) = cache.head(layer, kv);
-        let width = sp.hs * dh;
+        let width = sp.group * dh;
         for (k, t) in (c * sp.tc..((c + 1) * sp.tc).min(n)).enumerate() {
             let Some(qt) = q.get(t * q_dim + h0 * dh..t * q_dim + h0 * dh + width) else { return };
             let Some(ot) = out_i.get_mut(k * width..(k + 1) * width) else { return };
@@ -539,7 +533,7 @@ fn attention(
             ops::attend(qt, dh, keys, values, pos + t + 1, scale, scores_i, ot);
         }
     });
-    let width = sp.hs * dh;
+    let width = sp.group * dh;
     for (i, chunk) in tmp.chunks_exact(oc).enumerate() {
         let (c, _, h0) = sp.task(i);
         for (t, src) in (c * sp.tc..((c + 1) * sp.tc).min(n)).zip(chunk.chunks_exact(width)) {
