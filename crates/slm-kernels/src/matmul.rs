@@ -141,26 +141,23 @@ fn matmul_fused<const N: usize>(
         Kernel::Q8K(t) => Kernel::Q8K(t.row_invariant(t.four)),
         Kernel::F32(t) => Kernel::F32(t.row_invariant(t.four)),
     };
+    // Generation: one share of every matrix per thread (see `matvec`).
+    let mut shares = std::mem::take(&mut scratch.shares);
+    let mv = jobs.each_ref().map(|j| MatvecJob { w: j.w, out: j.out.ptr });
     match kernel {
         Kernel::Q8(tiles) => {
             let nb = cols / 32;
-            if let (1, Some(quarters)) = (n_tokens, tiles.quarters) {
-                // Generation: one share of every matrix per thread (see `matvec`).
-                let mut shares = std::mem::take(&mut scratch.shares);
-                let (acts, _) = scratch.q8_with_groups(nb, 0);
-                quantize_q8(x, acts);
-                let jobs = jobs.map(|j| MatvecJob { w: j.w, out: j.out.ptr });
-                matvec(pool, &jobs, quarters, tiles.one, acts, &mut shares);
-                scratch.shares = shares;
-                return Ok(());
-            }
             let n_groups = if tiles.eight.is_some() { n_tokens / 8 } else { 0 };
             let (acts, groups) = scratch.q8_with_groups(nb * n_tokens, nb * n_groups);
             for (xt, at) in x.chunks_exact(cols.max(1)).zip(acts.chunks_exact_mut(nb.max(1))) {
                 quantize_q8(xt, at);
             }
-            gather_group8(acts, nb, groups);
-            drive(pool, &jobs, chunk, tiles, acts, groups, nb, n_tokens);
+            if n_tokens == 1 {
+                matvec(pool, &mv, tiles.quarters, tiles.one, acts, &mut shares);
+            } else {
+                gather_group8(acts, nb, groups);
+                drive(pool, &jobs, chunk, tiles, acts, groups, nb, n_tokens);
+            }
         }
         Kernel::Q8K(tiles) => {
             let nb = cols / QK_K;
@@ -168,10 +165,16 @@ fn matmul_fused<const N: usize>(
             for (xt, at) in x.chunks_exact(cols.max(1)).zip(acts.chunks_exact_mut(nb.max(1))) {
                 quantize_q8k(xt, at);
             }
-            drive(pool, &jobs, chunk, tiles, acts, &[], nb, n_tokens);
+            if n_tokens == 1 {
+                matvec(pool, &mv, None, tiles.one, acts, &mut shares);
+            } else {
+                drive(pool, &jobs, chunk, tiles, acts, &[], nb, n_tokens);
+            }
         }
+        Kernel::F32(tiles) if n_tokens == 1 => matvec(pool, &mv, None, tiles.one, x, &mut shares),
         Kernel::F32(tiles) => drive(pool, &jobs, chunk, tiles, x, &[], cols, n_tokens),
     }
+    scratch.shares = shares;
     Ok(())
 }
 

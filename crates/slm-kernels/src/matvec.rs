@@ -1,19 +1,19 @@
-//! One-token products (generation) with the four-row kernels: how rows are shared out.
+//! One-token products (generation): how rows are shared out between the threads.
 //!
 //! Generation streams every weight from memory once per token, so what limits it is how well the
 //! hardware prefetchers follow the reads. Each thread therefore owns one contiguous share of every
-//! matrix and walks it as four long ascending streams (rows `j`, `j + q`, `j + 2q`, `j + 3q` of a
-//! share of `4q` rows; four neighbouring rows read in lockstep would jump back and forth within a
-//! page and defeat the prefetchers: 3× slower streaming Q8_0 weights, measured). Many short
-//! tasks restart the streams at every task: splitting SmolLM2's matrices into 8 claimed chunks
-//! instead of one share per thread cost ~10% of generation speed (measured).
+//! matrix and walks it front to back: with a four-row kernel as four long ascending streams (rows
+//! `j`, `j + q`, `j + 2q`, `j + 3q` of a share of `4q` rows; four neighbouring rows read in
+//! lockstep would jump back and forth within a page and defeat the prefetchers: 3× slower
+//! streaming Q8_0 weights, measured), otherwise row after row. Many short tasks restart the
+//! streams at every task: splitting SmolLM2's matrices into 8 claimed chunks instead of one
+//! share per thread cost ~10% of generation speed (measured).
 //!
 //! A thread that finishes its shares early steals steps from the back of the others' (a busy
 //! or descheduled core then slows the product by a little, not by its whole share). A share is
 //! one atomic word: the owner's front and the thieves' back, so the owner claims with one
 //! uncontended `fetch_add` and a theft is a compare-exchange that fails if the owner moved.
 
-use crate::act::Q8Block;
 use crate::dot::{DotFn, QuartersFn};
 use crate::{Pool, QMatrix};
 use std::ops::Range;
@@ -23,8 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering::AcqRel, Ordering::Acquire};
 const STEPS_PER_CLAIM: u64 = 8;
 
 /// The unclaimed steps of one thread's share of one matrix, `front..back`, as
-/// `front | back << 32`. Steps `0..q` are four rows each; step `q` (when the share's length
-/// is not a multiple of four) is its last one to three rows.
+/// `front | back << 32`. With a four-row kernel, steps `0..q` are four rows each (`j`, `j + q`,
+/// ...) and step `q`, when the share's length is not a multiple of four, its last one to three
+/// rows; without, step `k` is rows `4k..4k + 4` of the share.
 #[derive(Debug, Default)]
 #[repr(align(64))] // one cache line each: owners claim without disturbing one another
 pub(crate) struct Share(AtomicU64);
@@ -78,17 +79,18 @@ fn share_rows(rows: usize, n_threads: usize, t: usize) -> Range<usize> {
     rows * t / n_threads..rows * (t + 1) / n_threads
 }
 
-/// `out[r] = dot(w.row(r), x)` for every job, with the four-row kernel `quarters` (and the
-/// one-row kernel `one` for a share's last rows). `shares` is reusable scratch.
+/// `out[r] = dot(w.row(r), x)` for every job, with the four-row kernel `quarters` where there is
+/// one and the one-row kernel `one` for the other rows. `shares` is reusable scratch.
 ///
 /// Callers have checked every job's shape (`rows * row_bytes` bytes, `rows` outputs) and that
-/// the kernels suit this CPU and the jobs' common type; `x` holds the row's activation blocks.
-pub(crate) fn matvec(
+/// the kernels suit this CPU and the jobs' common type; `x` holds the row's activations in the
+/// kernels' format.
+pub(crate) fn matvec<A: Sync>(
     pool: &Pool,
     jobs: &[MatvecJob],
-    quarters: QuartersFn<Q8Block>,
-    one: DotFn<Q8Block>,
-    x: &[Q8Block],
+    quarters: Option<QuartersFn<A>>,
+    one: DotFn<A>,
+    x: &[A],
     shares: &mut Vec<Share>,
 ) {
     let n_threads = pool.n_threads();
@@ -99,7 +101,8 @@ pub(crate) fn matvec(
     for (j, job) in jobs.iter().enumerate() {
         for t in 0..n_threads {
             let len = share_rows(job.w.rows, n_threads, t).len() as u64;
-            shares[j * n_threads + t].reset(len / 4 + u64::from(!len.is_multiple_of(4)));
+            // Either way a share of `len` rows has ceil(len / 4) steps.
+            shares[j * n_threads + t].reset(len.div_ceil(4));
         }
     }
     let (shares, jobs) = (&shares[..n_shares], Jobs(jobs));
@@ -129,15 +132,25 @@ pub(crate) fn matvec(
 /// # Safety
 /// As [`matvec`]; `steps` were claimed or stolen from this share, so no other thread writes
 /// their output cells.
-unsafe fn run_steps(
+unsafe fn run_steps<A>(
     job: &MatvecJob,
     rows: Range<usize>,
     steps: Range<usize>,
-    quarters: QuartersFn<Q8Block>,
-    one: DotFn<Q8Block>,
-    x: &[Q8Block],
+    quarters: Option<QuartersFn<A>>,
+    one: DotFn<A>,
+    x: &[A],
 ) {
     let rb = job.w.row_bytes();
+    let one_row = |r: usize| {
+        if let Some(row) = job.w.data.get(r * rb..(r + 1) * rb) {
+            // SAFETY: the kernel suits this CPU; cell `r` belongs to this step.
+            unsafe { *job.out.add(r) = one(row, x) };
+        }
+    };
+    let Some(quarters) = quarters else {
+        (rows.start + 4 * steps.start..(rows.start + 4 * steps.end).min(rows.end)).for_each(one_row);
+        return;
+    };
     let q = rows.len() / 4;
     let Some(share) = job.w.data.get(rows.start * rb..rows.end * rb) else { return };
     let four = steps.start.min(q)..steps.end.min(q);
@@ -146,21 +159,16 @@ unsafe fn run_steps(
         unsafe { quarters(share, rb, q, four, x, job.out.add(rows.start)) };
     }
     if steps.contains(&q) {
-        for r in rows.start + 4 * q..rows.end {
-            if let Some(row) = job.w.data.get(r * rb..(r + 1) * rb) {
-                // SAFETY: the kernel suits this CPU; cell `r` is this step's.
-                unsafe { *job.out.add(r) = one(row, x) };
-            }
-        }
+        (rows.start + 4 * q..rows.end).for_each(one_row);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dot::{kernel, Isa, Kernel};
-    use crate::quant::{quantize_row, tests::test_data};
-    use crate::{matmul_many, quantize_q8, GgmlType, Scratch};
+    use crate::dot::Isa;
+    use crate::quant::{quantize_row, tests::test_data, SUPPORTED_TYPES};
+    use crate::{matmul_many, matmul_with_isa, GgmlType, Scratch};
 
     fn weights(dtype: GgmlType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
         let rb = dtype.row_bytes(cols as u64).unwrap() as usize;
@@ -171,39 +179,56 @@ mod tests {
         bytes
     }
 
-    /// Fused one-token products of matrices with awkward row counts, on 1–4 threads (more threads
-    /// than cores, so shares are stolen): every row is its one-row kernel's result, bit for bit.
+    /// Fused one-token products of matrices with awkward row counts, for every type and ISA on
+    /// 1–4 threads (more threads than cores, so shares are stolen): every row is bit for bit
+    /// what a one-row matrix of it gives on one thread.
     #[test]
     fn shares_and_thefts_give_every_row_its_one_row_result() {
-        let Some(isa) = Isa::available().into_iter().find(|&i| i == Isa::Avx512Vnni) else { return };
-        let cols = 96;
-        let x = test_data(cols, 5);
-        let mut a = vec![Q8Block::default(); cols / 32];
-        quantize_q8(&x, &mut a);
+        let single = Pool::new(1).unwrap();
         let mut scratch = Scratch::new();
-        for dtype in [GgmlType::Q4_0, GgmlType::Q8_0] {
-            let Ok(Kernel::Q8(t)) = kernel(dtype, isa) else { panic!("{dtype}: no Q8 kernel") };
-            assert!(t.quarters.is_some(), "{dtype}: no four-row kernel");
+        for dtype in SUPPORTED_TYPES {
+            let cols = if dtype.block_size() == 256 { 256 } else { 96 };
+            let x = test_data(cols, 5);
             let rb = dtype.row_bytes(cols as u64).unwrap() as usize;
-            for threads in 1..=4 {
-                let pool = Pool::new(threads).unwrap();
-                for rows in [[1, 2, 3], [5, 7, 64], [577, 193, 190]] {
-                    let ws: Vec<Vec<u8>> = (0..3).map(|i| weights(dtype, rows[i], cols, 9 + i as u64)).collect();
-                    let ms: Vec<QMatrix> =
-                        (0..3).map(|i| QMatrix::new(dtype, rows[i], cols, &ws[i]).unwrap()).collect();
-                    let mut outs: Vec<Vec<f32>> = rows.iter().map(|&r| vec![f32::NAN; r]).collect();
-                    for _ in 0..20 {
-                        outs.iter_mut().for_each(|o| o.fill(f32::NAN));
-                        let [o0, o1, o2] = &mut outs[..] else { unreachable!() };
-                        matmul_many(&pool, [&ms[0], &ms[1], &ms[2]], &x, 1, [o0, o1, o2], &mut scratch).unwrap();
-                        for (i, out) in outs.iter().enumerate() {
-                            for (r, got) in out.iter().enumerate() {
-                                let want = unsafe { (t.one)(&ws[i][r * rb..(r + 1) * rb], &a) };
-                                assert_eq!(
-                                    got.to_bits(),
-                                    want.to_bits(),
-                                    "{dtype} threads {threads} matrix {i} row {r}"
-                                );
+            for rows in [[1, 2, 3], [5, 7, 64], [577, 193, 190]] {
+                let ws: Vec<Vec<u8>> = (0..3).map(|i| weights(dtype, rows[i], cols, 9 + i as u64)).collect();
+                let ms: Vec<QMatrix> = (0..3).map(|i| QMatrix::new(dtype, rows[i], cols, &ws[i]).unwrap()).collect();
+                for isa in Isa::available() {
+                    let mut want: Vec<Vec<f32>> = Vec::new();
+                    for (i, &n) in rows.iter().enumerate() {
+                        want.push(
+                            (0..n)
+                                .map(|r| {
+                                    let row = QMatrix::new(dtype, 1, cols, &ws[i][r * rb..(r + 1) * rb]).unwrap();
+                                    let mut o = [0.0];
+                                    matmul_with_isa(&single, &row, &x, 1, &mut o, &mut scratch, isa).unwrap();
+                                    o[0]
+                                })
+                                .collect(),
+                        );
+                    }
+                    for threads in 1..=4 {
+                        let pool = Pool::new(threads).unwrap();
+                        let mut outs: Vec<Vec<f32>> = rows.iter().map(|&r| vec![f32::NAN; r]).collect();
+                        for _ in 0..5 {
+                            outs.iter_mut().for_each(|o| o.fill(f32::NAN));
+                            if isa == crate::best_isa() {
+                                let [o0, o1, o2] = &mut outs[..] else { unreachable!() };
+                                matmul_many(&pool, [&ms[0], &ms[1], &ms[2]], &x, 1, [o0, o1, o2], &mut scratch)
+                                    .unwrap();
+                            } else {
+                                for (m, o) in ms.iter().zip(outs.iter_mut()) {
+                                    matmul_with_isa(&pool, m, &x, 1, o, &mut scratch, isa).unwrap();
+                                }
+                            }
+                            for (i, (out, want)) in outs.iter().zip(&want).enumerate() {
+                                for (r, (got, want)) in out.iter().zip(want).enumerate() {
+                                    assert_eq!(
+                                        got.to_bits(),
+                                        want.to_bits(),
+                                        "{dtype} {isa:?} threads {threads} matrix {i} row {r}: {got} vs {want}"
+                                    );
+                                }
                             }
                         }
                     }
