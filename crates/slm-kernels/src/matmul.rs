@@ -153,7 +153,9 @@ fn matmul_fused<const N: usize>(
                 quantize_q8(xt, at);
             }
             if n_tokens == 1 {
-                matvec(pool, &mv, tiles.quarters, tiles.one, acts, &mut shares);
+                // SAFETY (here and below): each `out` was checked to hold `rows` floats and is
+                // borrowed mutably for this call; `kernel` gave tiles for this CPU and dtype.
+                unsafe { matvec(pool, &mv, tiles.quarters, tiles.one, acts, &mut shares) };
             } else {
                 gather_group8(acts, nb, groups);
                 drive(pool, &jobs, chunk, tiles, acts, groups, nb, n_tokens);
@@ -166,12 +168,12 @@ fn matmul_fused<const N: usize>(
                 quantize_q8k(xt, at);
             }
             if n_tokens == 1 {
-                matvec(pool, &mv, None, tiles.one, acts, &mut shares);
+                unsafe { matvec(pool, &mv, None, tiles.one, acts, &mut shares) };
             } else {
                 drive(pool, &jobs, chunk, tiles, acts, &[], nb, n_tokens);
             }
         }
-        Kernel::F32(tiles) if n_tokens == 1 => matvec(pool, &mv, None, tiles.one, x, &mut shares),
+        Kernel::F32(tiles) if n_tokens == 1 => unsafe { matvec(pool, &mv, None, tiles.one, x, &mut shares) },
         Kernel::F32(tiles) => drive(pool, &jobs, chunk, tiles, x, &[], cols, n_tokens),
     }
     scratch.shares = shares;

@@ -82,10 +82,11 @@ fn share_rows(rows: usize, n_threads: usize, t: usize) -> Range<usize> {
 /// `out[r] = dot(w.row(r), x)` for every job, with the four-row kernel `quarters` where there is
 /// one and the one-row kernel `one` for the other rows. `shares` is reusable scratch.
 ///
-/// Callers have checked every job's shape (`rows * row_bytes` bytes, `rows` outputs) and that
-/// the kernels suit this CPU and the jobs' common type; `x` holds the row's activations in the
-/// kernels' format.
-pub(crate) fn matvec<A: Sync>(
+/// # Safety
+/// Every job's `out` is valid for writes of `w.rows` floats that nothing else accesses during
+/// the call; the kernels suit this CPU and the jobs' common type, and `x` holds the row's
+/// activations in the kernels' format. (Weight bytes are bounds-checked here.)
+pub(crate) unsafe fn matvec<A: Sync>(
     pool: &Pool,
     jobs: &[MatvecJob],
     quarters: Option<QuartersFn<A>>,
@@ -109,7 +110,7 @@ pub(crate) fn matvec<A: Sync>(
     pool.run(n_threads, &|me| {
         let jobs = &jobs;
         let run = |j: usize, t: usize, steps: Range<usize>| {
-            // SAFETY: per `matvec`'s contract (shapes checked, kernels supported).
+            // SAFETY: per `matvec`'s contract; the steps were claimed or stolen once.
             unsafe { run_steps(&jobs.0[j], share_rows(jobs.0[j].w.rows, n_threads, t), steps, quarters, one, x) }
         };
         for j in 0..jobs.0.len() {
