@@ -125,7 +125,7 @@ fn matmul_fused<const N: usize>(
         }
         return Ok(());
     }
-    let chunk = rows_per_task(total_rows, pool.n_threads(), n_tokens);
+    let chunk = rows_per_task(total_rows, pool.n_threads());
     let mut it = outs.into_iter();
     let jobs: [Job; N] = std::array::from_fn(|i| {
         let out = it.next().unwrap_or_default();
@@ -209,14 +209,13 @@ impl OutPtr {
     }
 }
 
-/// Rows per task: small enough that every thread gets several chunks (load balance), large
-/// enough to amortise the task overhead.
-fn rows_per_task(rows: usize, n_threads: usize, n_tokens: usize) -> usize {
+/// Rows per task of a several-token product (one token goes to `matvec`): small enough that every
+/// thread gets several chunks (load balance), large enough to amortise the task overhead.
+fn rows_per_task(rows: usize, n_threads: usize) -> usize {
     if n_threads <= 1 {
         return rows;
     }
-    let target_tasks = n_threads * if n_tokens > 1 { 8 } else { 4 };
-    rows.div_ceil(target_tasks).clamp(4, 512)
+    rows.div_ceil(n_threads * 8).clamp(4, 512)
 }
 
 /// Most 8-token groups in one pass over a chunk's rows (bounds the token block of [`drive`]).

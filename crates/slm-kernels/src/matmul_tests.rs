@@ -2,7 +2,7 @@
 //! against the dequantize-and-multiply reference.
 
 use super::*;
-use crate::quant::{quantize_row, SUPPORTED_TYPES};
+use crate::quant::SUPPORTED_TYPES;
 use crate::GgmlType;
 
 fn test_data(n: usize, seed: u64) -> Vec<f32> {
@@ -10,13 +10,7 @@ fn test_data(n: usize, seed: u64) -> Vec<f32> {
 }
 
 fn make_weights(dtype: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
-    let x = test_data(rows * cols, 3);
-    let rb = dtype.row_bytes(cols as u64).unwrap() as usize;
-    let mut bytes = vec![0u8; rows * rb];
-    for (xr, br) in x.chunks(cols).zip(bytes.chunks_mut(rb)) {
-        quantize_row(dtype, xr, br).unwrap();
-    }
-    bytes
+    crate::quant::tests::quantized_rows(dtype, rows, cols, 3)
 }
 
 #[test]

@@ -168,17 +168,9 @@ unsafe fn run_steps<A>(
 mod tests {
     use super::*;
     use crate::dot::Isa;
-    use crate::quant::{quantize_row, tests::test_data, SUPPORTED_TYPES};
-    use crate::{matmul_many, matmul_with_isa, GgmlType, Scratch};
-
-    fn weights(dtype: GgmlType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
-        let rb = dtype.row_bytes(cols as u64).unwrap() as usize;
-        let mut bytes = vec![0u8; rows * rb];
-        for (xr, br) in test_data(rows * cols, seed).chunks(cols).zip(bytes.chunks_mut(rb)) {
-            quantize_row(dtype, xr, br).unwrap();
-        }
-        bytes
-    }
+    use crate::quant::tests::{quantized_rows, test_data};
+    use crate::quant::SUPPORTED_TYPES;
+    use crate::{matmul_many, matmul_with_isa, Scratch};
 
     /// Fused one-token products of matrices with awkward row counts, for every type and ISA on
     /// 1–4 threads (more threads than cores, so shares are stolen): every row is bit for bit
@@ -192,7 +184,7 @@ mod tests {
             let x = test_data(cols, 5);
             let rb = dtype.row_bytes(cols as u64).unwrap() as usize;
             for rows in [[1, 2, 3], [5, 7, 64], [577, 193, 190]] {
-                let ws: Vec<Vec<u8>> = (0..3).map(|i| weights(dtype, rows[i], cols, 9 + i as u64)).collect();
+                let ws: Vec<Vec<u8>> = (0..3).map(|i| quantized_rows(dtype, rows[i], cols, 9 + i as u64)).collect();
                 let ms: Vec<QMatrix> = (0..3).map(|i| QMatrix::new(dtype, rows[i], cols, &ws[i]).unwrap()).collect();
                 for isa in Isa::available() {
                     let mut want: Vec<Vec<f32>> = Vec::new();

@@ -38,6 +38,16 @@ pub(crate) fn test_data(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// `rows` weight rows of `dtype`, `cols` wide, quantized from [`test_data`] (seeded by `seed`).
+pub(crate) fn quantized_rows(dtype: GgmlType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
+    let rb = dtype.row_bytes(cols as u64).unwrap() as usize;
+    let mut bytes = vec![0u8; rows * rb];
+    for (xr, br) in test_data(rows * cols, seed).chunks(cols).zip(bytes.chunks_mut(rb)) {
+        quantize_row(dtype, xr, br).unwrap();
+    }
+    bytes
+}
+
 #[test]
 fn q4_0_block() {
     let mut b = vec![0x88u8; 18];
